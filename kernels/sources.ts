@@ -1,0 +1,41 @@
+/**
+ * The WGSL sources, imported as text so that they ship with the package (`deno publish` includes
+ * the `.wgsl` files) and need no read permission at run time.
+ *
+ * @module
+ */
+import weightF32 from "./weight_f32.wgsl" with { type: "text" };
+import weightBf16 from "./weight_bf16.wgsl" with { type: "text" };
+import weightF16 from "./weight_f16.wgsl" with { type: "text" };
+import embedding from "./embedding.wgsl" with { type: "text" };
+import linear from "./linear.wgsl" with { type: "text" };
+import rmsNorm from "./rms_norm.wgsl" with { type: "text" };
+import rope from "./rope.wgsl" with { type: "text" };
+import kvCacheUpdate from "./kv_cache_update.wgsl" with { type: "text" };
+import attention from "./attention.wgsl" with { type: "text" };
+import attentionCombine from "./attention_combine.wgsl" with { type: "text" };
+import swiglu from "./swiglu.wgsl" with { type: "text" };
+import gatedResidual from "./gated_residual.wgsl" with { type: "text" };
+
+/** Kernels by name; those that read a weight need a snippet from {@link WEIGHT_SNIPPETS} in front. */
+export const KERNELS = {
+  embedding,
+  linear,
+  rms_norm: rmsNorm,
+  rope,
+  kv_cache_update: kvCacheUpdate,
+  attention,
+  attention_combine: attentionCombine,
+  swiglu,
+  gated_residual: gatedResidual,
+} as const satisfies Record<string, string>;
+
+/** A kernel's name. */
+export type KernelName = keyof typeof KERNELS;
+
+/** Binding 0 and `weight_at` / `weight4` for each way a weight is stored. */
+export const WEIGHT_SNIPPETS: Record<"f32" | "bf16" | "f16", string> = {
+  f32: weightF32,
+  bf16: weightBf16,
+  f16: weightF16,
+};

@@ -1,0 +1,54 @@
+/**
+ * Llama 3.2 Vision on WebGPU: torchtune's decoder, running as WGSL compute kernels in Deno.
+ *
+ * ```ts
+ * import { loadCheckpoint } from "@llama-vision/webgpu";
+ *
+ * const model = await loadCheckpoint("path/to/checkpoint"); // config.json + model.safetensors
+ * const logits = model.forward({ data: new Int32Array([1, 5, 9]), shape: [1, 3] });
+ * const { data, shape } = await logits.read(); // Float32Array [1, 3, vocab_size]
+ * ```
+ *
+ * @module
+ */
+export { llama3_2_vision_decoder } from "./src/models/llama3_2_vision/component_builders.ts";
+export {
+  type Llama3VisionDecoderArgs,
+  type ResolvedDecoderArgs,
+  resolveDecoderArgs,
+  scale_hidden_dim_for_mlp,
+} from "./src/models/llama3_2_vision/decoder_args.ts";
+export {
+  decoderArgsFromConfig,
+  LLAMA3_2_VISION_11B_DECODER_ARGS,
+  LLAMA3_2_VISION_90B_DECODER_ARGS,
+  readConfig,
+} from "./src/models/llama3_2_vision/config.ts";
+export { loadCheckpoint, type LoadCheckpointOptions } from "./src/models/llama3_2_vision/load_checkpoint.ts";
+export type { LoadProgress } from "./src/checkpoint/upload.ts";
+export { type SetupCachesOptions, TransformerDecoder } from "./src/modules/transformer_decoder.ts";
+export type { DecoderForwardOptions, HostMask } from "./src/modules/decoder_inputs.ts";
+export {
+  type ArrayFor,
+  type DeviceDtype,
+  DeviceTensor,
+  type HostTensor,
+  type TypedArray,
+} from "./src/gpu/tensor.ts";
+export { getGpu, Gpu, GpuError, type GpuLimits, type GpuOptions } from "./src/gpu/device.ts";
+export { type AttentionMask, Recorder } from "./src/gpu/ops.ts";
+export { BufferOwner, type WeightChunk, type WeightDtype, WeightStorage } from "./src/gpu/buffers.ts";
+export { Module, Parameter } from "./src/modules/module.ts";
+export { Linear } from "./src/modules/linear.ts";
+export { RMSNorm } from "./src/modules/rms_norm.ts";
+export { TanhGate } from "./src/modules/tanh_gate.ts";
+export { FeedForward } from "./src/modules/feed_forward.ts";
+export { KVCache } from "./src/modules/kv_cache.ts";
+export { Llama3ScaledRoPE } from "./src/modules/position_embeddings.ts";
+export { type AttentionCall, type AttentionInput, MultiHeadAttention } from "./src/modules/attention.ts";
+export {
+  type LayerCall,
+  TransformerCrossAttentionLayer,
+  TransformerSelfAttentionLayer,
+} from "./src/modules/transformer.ts";
+export { FusionEmbedding, FusionLayer } from "./src/modules/model_fusion.ts";

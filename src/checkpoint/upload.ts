@@ -1,0 +1,120 @@
+/**
+ * Streams named tensors into a model's parameters on the GPU, piece by piece, so that no more than
+ * one piece (≤ 64 MiB) of a checkpoint is ever in host memory and 16-bit weights stay 16-bit.
+ *
+ * @module
+ */
+import type { WeightDtype } from "../gpu/buffers.ts";
+import type { Gpu } from "../gpu/device.ts";
+import type { TransformerDecoder } from "../modules/transformer_decoder.ts";
+import { type SafetensorsDtype, toFloat32 } from "./safetensors.ts";
+
+/** Where one parameter's values come from: rows of raw little-endian bytes in `dtype`. */
+export interface ParamSource {
+  dtype: SafetensorsDtype;
+  /** The shape the source has after conversion (must equal the parameter's). */
+  shape: number[];
+  /** Rows `[rowStart, rowStart + rowCount)` of dim 0 as raw bytes. */
+  read(rowStart: number, rowCount: number): Promise<Uint8Array>;
+  /** Name to use in error messages (e.g. the checkpoint file and tensor). */
+  describe: string;
+}
+
+/** Progress of a load: bytes uploaded so far and in total. */
+export type LoadProgress = (done: number, total: number) => void;
+
+const PIECE_BYTES = 64 * 1024 * 1024;
+const DRAIN_BYTES = 256 * 1024 * 1024;
+
+const GPU_DTYPE: Record<SafetensorsDtype, WeightDtype> = { F32: "f32", BF16: "bf16", F16: "f16" };
+const ITEM: Record<SafetensorsDtype, number> = { F32: 4, BF16: 2, F16: 2 };
+
+/**
+ * Allocates every parameter of `model` on `gpu` in its source dtype (small vectors as f32) and
+ * uploads it. A missing, extra or misshapen tensor is an error naming it; nothing is left allocated
+ * on failure.
+ */
+export async function uploadParameters(
+  model: TransformerDecoder,
+  sources: Map<string, ParamSource>,
+  gpu: Gpu,
+  onProgress?: LoadProgress,
+): Promise<void> {
+  const params = model.named_parameters();
+  const wanted = new Set(params.map(([n]) => n));
+  const extra = [...sources.keys()].filter((n) => !wanted.has(n));
+  if (extra.length) throw new Error(`unexpected tensor(s) for this model: ${extra.slice(0, 10).join(", ")}`);
+  for (const [name, p] of params) {
+    const src = sources.get(name);
+    if (!src) throw new Error(`missing tensor ${name} (shape [${p.shape}])`);
+    if (src.shape.length !== p.shape.length || src.shape.some((d, i) => d !== p.shape[i])) {
+      throw new Error(
+        `${src.describe}: shape [${src.shape}] does not match ${name} [${p.shape}] of this model`,
+      );
+    }
+  }
+  const total = params.reduce(
+    (a, [name, p]) => a + p.shape.reduce((x, y) => x * y, ITEM[sources.get(name)!.dtype]),
+    0,
+  );
+  const owner = model.attach(gpu);
+  let done = 0, sinceDrain = 0;
+  try {
+    for (const [name, p] of params) {
+      const src = sources.get(name)!;
+      const storage = p.allocate(owner, GPU_DTYPE[src.dtype], name);
+      const rows = storage.rows;
+      const rowBytes = storage.cols * ITEM[src.dtype];
+      if (p.alwaysF32) {
+        storage.writeRows(gpu, 0, new Uint8Array(toFloat32(src.dtype, await src.read(0, rows)).buffer));
+      } else {
+        for (const chunk of storage.chunks) {
+          let per = Math.max(1, Math.floor(PIECE_BYTES / rowBytes));
+          if (rowBytes % 4 !== 0 && per > 1) per &= ~1; // keep writes 4-byte aligned within a chunk
+          for (let r = 0; r < chunk.rowCount; r += per) {
+            const n = Math.min(per, chunk.rowCount - r);
+            storage.writeRows(gpu, chunk.rowStart + r, await src.read(chunk.rowStart + r, n));
+            sinceDrain += n * rowBytes;
+            if (sinceDrain >= DRAIN_BYTES) {
+              // writeBuffer stages on the host until the queue runs: drain so staging never piles up.
+              await gpu.drain();
+              sinceDrain = 0;
+            }
+          }
+        }
+      }
+      done += rows * rowBytes;
+      onProgress?.(done, total);
+    }
+    await gpu.drain();
+  } catch (e) {
+    model.destroy();
+    throw e;
+  }
+}
+
+/** {@link ParamSource}s for host f32 tensors keyed by torchtune name (for `load_state_dict`). */
+export function hostSources(
+  stateDict:
+    | Map<string, { data: Float32Array; shape: number[] }>
+    | Record<string, { data: Float32Array; shape: number[] }>,
+): Map<string, ParamSource> {
+  const entries = stateDict instanceof Map ? [...stateDict] : Object.entries(stateDict);
+  return new Map(entries.map(([name, t]) => {
+    if (!(t.data instanceof Float32Array)) throw new TypeError(`${name}: data must be a Float32Array`);
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (n !== t.data.length) {
+      throw new RangeError(`${name}: shape [${t.shape}] needs ${n} values, has ${t.data.length}`);
+    }
+    const rowElems = t.shape.length >= 2 ? n / t.shape[0] : n;
+    return [name, {
+      dtype: "F32" as const,
+      shape: t.shape,
+      describe: name,
+      read: (rowStart: number, rowCount: number) =>
+        Promise.resolve(
+          new Uint8Array(t.data.buffer, t.data.byteOffset + rowStart * rowElems * 4, rowCount * rowElems * 4),
+        ),
+    }];
+  }));
+}

@@ -1,0 +1,212 @@
+/**
+ * Who owns which GPU buffer, and how big tensors are bound.
+ *
+ * A {@link BufferOwner} creates buffers and destroys all of them at once (a model, a cache, one
+ * forward pass's temporaries). Weights larger than one storage binding are split by rows into
+ * several buffers ({@link WeightStorage}); activations are bound as windows ({@link bindWindow})
+ * whose offset is rounded down to the binding alignment, the remainder passed to the kernel as an
+ * element offset.
+ *
+ * @module
+ */
+import { type Gpu, GpuError } from "./device.ts";
+
+/** Storage buffer usage for everything the kernels read or write. */
+export const STORAGE_USAGE: number = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC |
+  GPUBufferUsage.COPY_DST;
+
+/** Creates buffers on one device and destroys them together. */
+export class BufferOwner {
+  /** The device the buffers are created on. */
+  readonly gpu: Gpu;
+  #buffers = new Set<GPUBuffer>();
+  /** Bytes currently held. */
+  bytes = 0;
+
+  /**
+   * Creates an owner that holds no buffers yet.
+   *
+   * @param gpu the device the buffers live on
+   */
+  constructor(gpu: Gpu) {
+    this.gpu = gpu;
+  }
+
+  /** A zero-filled storage buffer of at least `bytes` bytes (rounded up to 4). */
+  storage(bytes: number, label: string): GPUBuffer {
+    const size = Math.max(16, Math.ceil(bytes / 4) * 4);
+    if (size > this.gpu.limits.maxBufferSize) {
+      throw new GpuError(
+        `${label}: ${size} bytes exceed the adapter's maxBufferSize (${this.gpu.limits.maxBufferSize}); ` +
+          "use a shorter sequence or a smaller batch",
+      );
+    }
+    const buffer = this.gpu.device.createBuffer({ label, size, usage: STORAGE_USAGE });
+    this.#buffers.add(buffer);
+    this.bytes += size;
+    return buffer;
+  }
+
+  /** A storage buffer holding `data`. */
+  upload(data: ArrayBufferView, label: string): GPUBuffer {
+    const buffer = this.storage(data.byteLength, label);
+    writeBytes(this.gpu, buffer, 0, data);
+    return buffer;
+  }
+
+  /** A uniform buffer holding `data`. */
+  uniform(data: ArrayBuffer, label: string): GPUBuffer {
+    const size = Math.max(16, Math.ceil(data.byteLength / 16) * 16);
+    const buffer = this.gpu.device.createBuffer({
+      label,
+      size,
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
+    this.gpu.device.queue.writeBuffer(buffer, 0, data);
+    this.#buffers.add(buffer);
+    this.bytes += size;
+    return buffer;
+  }
+
+  /** Hands one buffer over to another owner (or to a tensor that frees it itself). */
+  release(buffer: GPUBuffer): void {
+    if (this.#buffers.delete(buffer)) this.bytes -= buffer.size;
+  }
+
+  /** Destroys every buffer still owned. */
+  destroy(): void {
+    for (const b of this.#buffers) b.destroy();
+    this.#buffers.clear();
+    this.bytes = 0;
+  }
+}
+
+/** Writes bytes into a buffer, padding the tail to the 4-byte multiple `writeBuffer` requires. */
+export function writeBytes(gpu: Gpu, buffer: GPUBuffer, byteOffset: number, data: ArrayBufferView): void {
+  const bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+  const whole = bytes.byteLength & ~3;
+  if (whole > 0) gpu.device.queue.writeBuffer(buffer, byteOffset, bytes, 0, whole);
+  if (whole < bytes.byteLength) {
+    const tail = new Uint8Array(4);
+    tail.set(bytes.subarray(whole));
+    gpu.device.queue.writeBuffer(buffer, byteOffset + whole, tail);
+  }
+}
+
+/** A binding of part of a buffer plus the element offset the kernel adds to reach the wanted start. */
+export interface BoundWindow {
+  /** What goes into the bind group entry. */
+  resource: GPUBufferBinding;
+  /** Elements (of 4 bytes) between the bound offset and the wanted start. */
+  elementOffset: number;
+}
+
+/**
+ * Binds `byteSize` bytes of `buffer` starting at `byteOffset` (a multiple of 4). The offset is rounded
+ * down to the storage alignment and the difference returned as `elementOffset`.
+ */
+export function bindWindow(gpu: Gpu, buffer: GPUBuffer, byteOffset: number, byteSize: number): BoundWindow {
+  const align = gpu.limits.storageOffsetAlignment;
+  const start = Math.floor(byteOffset / align) * align;
+  const end = Math.min(buffer.size, Math.ceil((byteOffset + Math.max(byteSize, 4)) / 4) * 4);
+  const size = end - start;
+  if (size > gpu.limits.maxBindingBytes) {
+    throw new GpuError(
+      `internal: a binding of ${size} bytes exceeds maxStorageBufferBindingSize (${gpu.limits.maxBindingBytes})`,
+    );
+  }
+  return { resource: { buffer, offset: start, size }, elementOffset: (byteOffset - start) / 4 };
+}
+
+/** Element types a weight can be stored in on the GPU (bf16 and f16 are packed two per u32). */
+export type WeightDtype = "f32" | "bf16" | "f16";
+
+/** Bytes per element of a {@link WeightDtype}. */
+export function weightItemSize(dtype: WeightDtype): number {
+  return dtype === "f32" ? 4 : 2;
+}
+
+/** One buffer of a row-split weight. */
+export interface WeightChunk {
+  /** Rows `[rowStart, rowStart + rowCount)` of the weight, `cols` elements each. */
+  buffer: GPUBuffer;
+  /** First row of the weight held by this buffer. */
+  rowStart: number;
+  /** Rows held. */
+  rowCount: number;
+}
+
+/**
+ * A 2-D weight `[rows, cols]` (1-D weights are `[1, n]`) stored as stored in the checkpoint, split
+ * by rows into buffers that each fit one storage binding.
+ */
+export class WeightStorage {
+  /** The parameter's torchtune shape. */
+  readonly shape: number[];
+  /** Element type on the GPU. */
+  readonly dtype: WeightDtype;
+  /** `shape[0]` for shapes of two or more dimensions, else 1. */
+  readonly rows: number;
+  /** Elements per row: the product of `shape[1:]` (`shape[0]` for a 1-D weight). */
+  readonly cols: number;
+  /** The buffers in row order, each within one storage binding. */
+  readonly chunks: WeightChunk[];
+
+  /** Allocates (zero-filled) storage for a weight of `shape` on `owner`'s device. */
+  constructor(owner: BufferOwner, shape: number[], dtype: WeightDtype, label: string) {
+    this.shape = shape;
+    this.dtype = dtype;
+    this.rows = shape.length >= 2 ? shape[0] : 1;
+    this.cols = shape.length >= 2 ? shape.slice(1).reduce((a, b) => a * b, 1) : (shape[0] ?? 1);
+    const rowBytes = this.cols * weightItemSize(dtype);
+    const limit = Math.min(owner.gpu.limits.maxBindingBytes, owner.gpu.limits.maxBufferSize);
+    let perChunk = Math.floor(limit / rowBytes);
+    // A chunk must start on a whole u32 for the packed 16-bit types: keep row counts even if rows are odd-sized.
+    if (dtype !== "f32" && (this.cols & 1) === 1 && perChunk > 1) perChunk &= ~1;
+    if (perChunk < 1) {
+      throw new GpuError(
+        `${label}: one row of ${rowBytes} bytes exceeds the largest storage binding (${limit})`,
+      );
+    }
+    this.chunks = [];
+    for (let r = 0; r < this.rows; r += perChunk) {
+      const rowCount = Math.min(perChunk, this.rows - r);
+      const buffer = owner.storage(rowCount * rowBytes, this.chunks.length ? `${label}[rows ${r}+]` : label);
+      this.chunks.push({ buffer, rowStart: r, rowCount });
+    }
+  }
+
+  /** Bytes of one row. */
+  get rowBytes(): number {
+    return this.cols * weightItemSize(this.dtype);
+  }
+
+  /** Writes rows `[rowStart, rowStart + bytes / rowBytes)` from raw little-endian bytes in this weight's dtype. */
+  writeRows(gpu: Gpu, rowStart: number, bytes: Uint8Array): void {
+    const rowBytes = this.rowBytes;
+    let row = rowStart;
+    let pos = 0;
+    while (pos < bytes.byteLength) {
+      const chunk = this.chunks.find((c) => row >= c.rowStart && row < c.rowStart + c.rowCount);
+      if (!chunk) throw new GpuError(`internal: row ${row} is outside the weight ${this.shape}`);
+      const n = Math.min(chunk.rowStart + chunk.rowCount - row, (bytes.byteLength - pos) / rowBytes);
+      writeBytes(
+        gpu,
+        chunk.buffer,
+        (row - chunk.rowStart) * rowBytes,
+        bytes.subarray(pos, pos + n * rowBytes),
+      );
+      row += n;
+      pos += n * rowBytes;
+    }
+  }
+}
+
+/** Zero-fills buffers (queued after all work submitted so far). */
+export function clearBuffers(gpu: Gpu, buffers: GPUBuffer[]): void {
+  gpu.scoped(() => {
+    const encoder = gpu.device.createCommandEncoder();
+    for (const b of buffers) encoder.clearBuffer(b);
+    gpu.device.queue.submit([encoder.finish()]);
+  });
+}

@@ -1,0 +1,211 @@
+/**
+ * The one place that acquires a WebGPU adapter and device.
+ *
+ * The device is requested with the adapter's own limits (the defaults are far too small for a
+ * language model: 128 MiB bindings, 8 storage buffers) and with `shader-f16` when offered.
+ * Validation errors and device loss are turned into exceptions by {@link Gpu.checkErrors} and
+ * {@link Gpu.lostError}, so callers never hang or read wrong numbers.
+ *
+ * @module
+ */
+
+/** Options for {@link Gpu.acquire}. */
+export interface GpuOptions {
+  /**
+   * Use at most this many bytes per storage binding (default: the adapter's
+   * `maxStorageBufferBindingSize`). Tests lower it to exercise the row-splitting paths without
+   * allocating gigabytes.
+   */
+  maxBindingBytes?: number;
+  /** Print nothing, not even the CPU-fallback warning. */
+  quiet?: boolean;
+}
+
+/** The limits the rest of the code plans with (a subset of `GPUSupportedLimits`, possibly lowered). */
+export interface GpuLimits {
+  /** Largest storage binding, in bytes (a multiple of 4). */
+  maxBindingBytes: number;
+  /** Largest buffer, in bytes. */
+  maxBufferSize: number;
+  /** Alignment of a storage binding's offset, in bytes. */
+  storageOffsetAlignment: number;
+  /** Largest workgroup count along one dispatch dimension. */
+  maxWorkgroupsPerDimension: number;
+  /** Storage buffers a compute shader may bind. */
+  maxStorageBuffersPerShaderStage: number;
+}
+
+const INSTALL_HINT =
+  "Install a GPU driver with Vulkan, Metal or Direct3D 12 support, or, to run on the CPU, " +
+  "Mesa's software Vulkan driver (Debian/Ubuntu: `apt-get install -y mesa-vulkan-drivers`, then " +
+  "DENO_WEBGPU_BACKEND=vulkan).";
+
+/** A WebGPU error (validation, out of memory, device loss) raised as an exception. */
+export class GpuError extends Error {
+  /**
+   * Creates the error, named `GpuError`.
+   *
+   * @param message what went wrong and what to do
+   */
+  constructor(message: string) {
+    super(message);
+    this.name = "GpuError";
+  }
+}
+
+/** An acquired device with the limits and features the kernels rely on. */
+export class Gpu {
+  /** The raw device; only `src/gpu/` touches it. */
+  readonly device: GPUDevice;
+  /** Limits to plan with. */
+  readonly limits: GpuLimits;
+  /** Whether `shader-f16` was granted. */
+  readonly hasShaderF16: boolean;
+  /** Adapter description, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
+  readonly description: string;
+  /** True when the adapter is a CPU implementation (lavapipe, llvmpipe, WARP, SwiftShader). */
+  readonly isFallbackAdapter: boolean;
+  #lost: GPUDeviceLostInfo | null = null;
+  #scopes: Promise<GPUError | null>[] = [];
+  #uncaptured: GPUError | null = null;
+
+  private constructor(device: GPUDevice, adapter: GPUAdapter, options: GpuOptions) {
+    this.device = device;
+    const l = device.limits;
+    const maxBinding = Math.min(l.maxStorageBufferBindingSize, options.maxBindingBytes ?? Infinity);
+    this.limits = {
+      maxBindingBytes: Math.floor(maxBinding / 4) * 4,
+      maxBufferSize: l.maxBufferSize,
+      storageOffsetAlignment: l.minStorageBufferOffsetAlignment,
+      maxWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
+      maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+    };
+    this.hasShaderF16 = device.features.has("shader-f16");
+    // deno-lint-ignore no-explicit-any
+    const info = adapter.info as any;
+    this.description = info?.description || info?.device || info?.vendor || "unknown adapter";
+    // deno-lint-ignore no-explicit-any
+    this.isFallbackAdapter = Boolean(info?.isFallbackAdapter ?? (adapter as any).isFallbackAdapter);
+    device.lost.then((info) => {
+      this.#lost = info;
+    });
+    device.addEventListener("uncapturederror", (event) => {
+      this.#uncaptured ??= (event as GPUUncapturedErrorEvent).error;
+    });
+  }
+
+  /** Requests an adapter and a device with the adapter's limits; throws a {@link GpuError} naming what to install. */
+  static async acquire(options: GpuOptions = {}): Promise<Gpu> {
+    if (typeof navigator === "undefined" || !("gpu" in navigator)) {
+      throw new GpuError(
+        `WebGPU is not available in this runtime. Run with Deno 2 or later. ${INSTALL_HINT}`,
+      );
+    }
+    const adapter = await navigator.gpu.requestAdapter({ powerPreference: "high-performance" });
+    if (!adapter) throw new GpuError(`No WebGPU adapter was found. ${INSTALL_HINT}`);
+    const requiredLimits: Record<string, number> = {};
+    for (
+      const name of [
+        "maxStorageBufferBindingSize",
+        "maxBufferSize",
+        "maxStorageBuffersPerShaderStage",
+        "maxComputeWorkgroupStorageSize",
+        "maxComputeInvocationsPerWorkgroup",
+        "maxComputeWorkgroupSizeX",
+        "maxComputeWorkgroupsPerDimension",
+      ] as const
+    ) {
+      requiredLimits[name] = adapter.limits[name];
+    }
+    const requiredFeatures: GPUFeatureName[] = adapter.features.has("shader-f16") ? ["shader-f16"] : [];
+    let device: GPUDevice;
+    try {
+      device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+    } catch (e) {
+      throw new GpuError(`The WebGPU adapter refused a device: ${(e as Error).message}. ${INSTALL_HINT}`);
+    }
+    const gpu = new Gpu(device, adapter, options);
+    if (gpu.isFallbackAdapter && !options.quiet) {
+      console.warn(
+        `warning: WebGPU runs on the CPU (${gpu.description}); expect it to be slow. Install a GPU driver for speed.`,
+      );
+    }
+    return gpu;
+  }
+
+  /** The device-loss message if the device was lost, else null. */
+  get lostError(): GpuError | null {
+    if (!this.#lost) return null;
+    return new GpuError(
+      `The GPU device was lost (${this.#lost.reason}: ${this.#lost.message}). ` +
+        "Build the model again to get a new device; if it repeats, the model may not fit in GPU memory.",
+    );
+  }
+
+  /** Throws at once if the device is lost. */
+  assertAlive(): void {
+    const lost = this.lostError;
+    if (lost) throw lost;
+  }
+
+  /**
+   * Runs `fn` inside validation and out-of-memory error scopes. The scopes are checked by
+   * {@link Gpu.checkErrors}, which every readback awaits.
+   */
+  scoped<T>(fn: () => T): T {
+    this.assertAlive();
+    this.device.pushErrorScope("out-of-memory");
+    this.device.pushErrorScope("validation");
+    try {
+      return fn();
+    } finally {
+      this.#scopes.push(this.device.popErrorScope(), this.device.popErrorScope());
+    }
+  }
+
+  /** Throws the first WebGPU error recorded since the last call, or the device-loss error. */
+  async checkErrors(): Promise<void> {
+    const scopes = this.#scopes;
+    this.#scopes = [];
+    const errors = await Promise.all(scopes);
+    const first = errors.find((e) => e !== null) ?? this.#uncaptured;
+    this.#uncaptured = null;
+    if (first) {
+      const kind = first instanceof GPUOutOfMemoryError ? "out of GPU memory" : "WebGPU error";
+      throw new GpuError(`${kind}: ${first.message}`);
+    }
+    this.assertAlive();
+  }
+
+  /** Resolves when the device is lost; used to race readbacks so they never hang. */
+  get lost(): Promise<GPUDeviceLostInfo> {
+    return this.device.lost;
+  }
+
+  /** Waits until the queue has executed everything submitted so far (and released its upload staging). */
+  async drain(): Promise<void> {
+    const lost = this.lost.then(() => Promise.reject(this.lostError));
+    await Promise.race([this.device.queue.onSubmittedWorkDone(), lost]);
+    await this.checkErrors();
+  }
+
+  /** Destroys the device; every buffer made on it becomes invalid. */
+  destroy(): void {
+    this.device.destroy();
+  }
+}
+
+let shared: Promise<Gpu> | null = null;
+
+/**
+ * The process-wide device, acquired on first use. A lost device is replaced on the next call, so a
+ * new model can be built after a device loss without restarting the process.
+ */
+export async function getGpu(options: GpuOptions = {}): Promise<Gpu> {
+  if (shared) {
+    const gpu = await shared.catch(() => null);
+    if (gpu && !gpu.lostError) return gpu;
+  }
+  shared = Gpu.acquire(options);
+  return await shared;
+}

@@ -1,0 +1,370 @@
+/**
+ * One function per kernel: checks sizes, splits work that would exceed a storage binding, and
+ * encodes the dispatches into a {@link Recorder} (one command buffer, one compute pass per forward).
+ *
+ * Activations are f32 buffers laid out row-major by token (`[T, width]`); the functions take the
+ * buffer plus the sizes and bind windows of it, so a tensor larger than one binding is processed
+ * in token ranges. Weights are {@link WeightStorage}s split by rows.
+ *
+ * @module
+ */
+import { type Gpu, GpuError } from "./device.ts";
+import { bindWindow, BufferOwner, type WeightDtype, type WeightStorage } from "./buffers.ts";
+import { pipelinesOf } from "./pipelines.ts";
+import type { KernelName } from "../../kernels/sources.ts";
+
+const WORKGROUP = 64;
+
+/** Records the dispatches of one forward pass and submits them as one command buffer. */
+export class Recorder {
+  /** The device the work is recorded for. */
+  readonly gpu: Gpu;
+  /** Buffers that live until the work is submitted (uniforms, scratch). */
+  readonly temps: BufferOwner;
+  #encoder: GPUCommandEncoder;
+  #pass: GPUComputePassEncoder;
+  #dummy: GPUBuffer | null = null;
+
+  /** Starts recording on `gpu`. */
+  constructor(gpu: Gpu) {
+    gpu.assertAlive();
+    this.gpu = gpu;
+    this.temps = new BufferOwner(gpu);
+    this.#encoder = gpu.device.createCommandEncoder();
+    this.#pass = this.#encoder.beginComputePass();
+  }
+
+  /** A scratch storage buffer freed after submission. */
+  scratch(bytes: number, label: string): GPUBuffer {
+    return this.temps.storage(bytes, label);
+  }
+
+  /** A small buffer for bindings a dispatch does not use. */
+  get dummy(): GPUBuffer {
+    return this.#dummy ??= this.scratch(16, "unused binding");
+  }
+
+  /**
+   * Dispatches `kernel` (with the weight snippet for `weight`, if any). `resources` are bound to
+   * bindings 0…n−1 in order and `params` (packed by {@link pack}) to binding n as a uniform.
+   * Used by the kernel wrappers in `src/gpu/ops.ts` only.
+   *
+   * @ignore
+   */
+  dispatch(
+    kernel: KernelName,
+    weight: WeightDtype | undefined,
+    resources: (GPUBuffer | GPUBufferBinding)[],
+    params: ArrayBuffer,
+    groups: [number, number, number],
+  ): void {
+    const pipeline = pipelinesOf(this.gpu).get(kernel, weight);
+    const entries: GPUBindGroupEntry[] = resources.map((r, i) => ({
+      binding: i,
+      resource: r instanceof GPUBuffer ? { buffer: r } : r,
+    }));
+    entries.push({ binding: resources.length, resource: { buffer: this.temps.uniform(params, kernel) } });
+    const bindGroup = this.gpu.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries,
+    });
+    this.#pass.setPipeline(pipeline);
+    this.#pass.setBindGroup(0, bindGroup);
+    this.#pass.dispatchWorkgroups(...groups);
+  }
+
+  /** Ends recording and submits; scratch buffers are released (the device keeps them until done). */
+  submit(): void {
+    this.#pass.end();
+    this.gpu.device.queue.submit([this.#encoder.finish()]);
+    this.temps.destroy();
+  }
+}
+
+/** Packs uniform fields; `types` has one letter per value: `u` for u32, `f` for f32. */
+export function pack(types: string, values: number[]): ArrayBuffer {
+  const buf = new ArrayBuffer(Math.ceil(values.length / 4) * 16);
+  const view = new DataView(buf);
+  values.forEach((v, i) => {
+    if (types[i] === "f") view.setFloat32(i * 4, v, true);
+    else view.setUint32(i * 4, v, true);
+  });
+  return buf;
+}
+
+/** Workgroup counts covering `invocations` with 64 per workgroup, folded into x·y. */
+function grid(gpu: Gpu, invocations: number): [number, number, number] {
+  const groups = Math.max(1, Math.ceil(invocations / WORKGROUP));
+  const x = Math.min(groups, gpu.limits.maxWorkgroupsPerDimension);
+  return [x, Math.ceil(groups / x), 1];
+}
+
+/** Workgroup counts for one workgroup per item, folded into x·y. */
+function gridPerItem(gpu: Gpu, items: number): [number, number, number] {
+  const x = Math.max(1, Math.min(items, gpu.limits.maxWorkgroupsPerDimension));
+  return [x, Math.ceil(items / x), 1];
+}
+
+/**
+ * Splits `count` items into ranges whose every binding fits: `bytesPerItem` lists, per bound
+ * activation, the bytes one item (token, row) takes. `cap` bounds items per range.
+ */
+function* ranges(
+  gpu: Gpu,
+  count: number,
+  bytesPerItem: number[],
+  cap = Infinity,
+): Generator<[number, number]> {
+  const room = gpu.limits.maxBindingBytes - gpu.limits.storageOffsetAlignment;
+  const per = Math.min(cap, Math.floor(room / Math.max(4, ...bytesPerItem)));
+  if (per < 1) {
+    throw new GpuError(`internal: one item of ${Math.max(...bytesPerItem)} bytes exceeds a binding`);
+  }
+  for (let start = 0; start < count; start += per) yield [start, Math.min(per, count - start)];
+}
+
+/**
+ * FusionEmbedding gather (embedding.wgsl): `out[t] = table[tokens[t] - rowBase]` for every token that
+ * falls in the table, table chunk by chunk. `tokens` is i32 `[T]`, `out` f32 `[T, dim]`.
+ */
+export function embedding(
+  rec: Recorder,
+  table: WeightStorage,
+  rowBase: number,
+  tokens: GPUBuffer,
+  nTokens: number,
+  out: GPUBuffer,
+): void {
+  const dim = table.cols;
+  for (const chunk of table.chunks) {
+    for (const [t0, n] of ranges(rec.gpu, nTokens, [dim * 4])) {
+      const o = bindWindow(rec.gpu, out, t0 * dim * 4, n * dim * 4);
+      const tk = bindWindow(rec.gpu, tokens, t0 * 4, n * 4);
+      rec.dispatch(
+        "embedding",
+        table.dtype,
+        [chunk.buffer, tk.resource, o.resource],
+        pack("uuuuuu", [n, dim, rowBase + chunk.rowStart, chunk.rowCount, o.elementOffset, tk.elementOffset]),
+        grid(rec.gpu, n * dim),
+      );
+    }
+  }
+}
+
+/** `out[M, N] = x[M, K] · Wᵀ` (linear.wgsl) for a weight `[N, K]`, chunk by chunk. */
+export function linear(rec: Recorder, weight: WeightStorage, x: GPUBuffer, M: number, out: GPUBuffer): void {
+  const K = weight.cols;
+  const N = weight.rows;
+  for (const chunk of weight.chunks) {
+    for (const [m0, mc] of ranges(rec.gpu, M, [K * 4, N * 4], 4 * rec.gpu.limits.maxWorkgroupsPerDimension)) {
+      const xw = bindWindow(rec.gpu, x, m0 * K * 4, mc * K * 4);
+      const ow = bindWindow(rec.gpu, out, m0 * N * 4, mc * N * 4);
+      rec.dispatch(
+        "linear",
+        weight.dtype,
+        [chunk.buffer, xw.resource, ow.resource],
+        pack("uuuuuuu", [mc, K, chunk.rowCount, N, chunk.rowStart, xw.elementOffset, ow.elementOffset]),
+        [Math.ceil(chunk.rowCount / 4 / WORKGROUP), Math.ceil(mc / 4), 1],
+      );
+    }
+  }
+}
+
+/** RMSNorm over the last `dim` of `rows` rows (rms_norm.wgsl) into a different buffer `out`. `scale` is f32 `[dim]`. */
+export function rmsNorm(
+  rec: Recorder,
+  x: GPUBuffer,
+  rows: number,
+  dim: number,
+  scale: GPUBuffer,
+  eps: number,
+  out: GPUBuffer,
+): void {
+  if (x === out) throw new GpuError("internal: rmsNorm cannot run in place");
+  for (const [r0, n] of ranges(rec.gpu, rows, [dim * 4])) {
+    const xw = bindWindow(rec.gpu, x, r0 * dim * 4, n * dim * 4);
+    const ow = bindWindow(rec.gpu, out, r0 * dim * 4, n * dim * 4);
+    rec.dispatch(
+      "rms_norm",
+      undefined,
+      [xw.resource, scale, ow.resource],
+      pack("uufuu", [n, dim, eps, xw.elementOffset, ow.elementOffset]),
+      gridPerItem(rec.gpu, n),
+    );
+  }
+}
+
+/** Applies RoPE in place to `x` `[T, nHeads, headDim]` with positions i32 `[T]` and the cos/sin table (rope.wgsl). */
+export function rope(
+  rec: Recorder,
+  x: GPUBuffer,
+  nTokens: number,
+  nHeads: number,
+  headDim: number,
+  positions: GPUBuffer,
+  table: GPUBuffer,
+): void {
+  const width = nHeads * headDim;
+  for (const [t0, n] of ranges(rec.gpu, nTokens, [width * 4])) {
+    const xw = bindWindow(rec.gpu, x, t0 * width * 4, n * width * 4);
+    const pw = bindWindow(rec.gpu, positions, t0 * 4, n * 4);
+    rec.dispatch(
+      "rope",
+      undefined,
+      [xw.resource, pw.resource, table],
+      pack("uuuuu", [n, nHeads, headDim / 2, xw.elementOffset, pw.elementOffset]),
+      grid(rec.gpu, n * width / 2),
+    );
+  }
+}
+
+/** Writes `src` `[b·s, nKv·headDim]` into `cache` `[b, nKv, cacheLen, headDim]` at slots `slot0…` (kv_cache_update.wgsl). */
+export function kvCacheUpdate(
+  rec: Recorder,
+  src: GPUBuffer,
+  batch: number,
+  seq: number,
+  nKv: number,
+  headDim: number,
+  cache: GPUBuffer,
+  cacheLen: number,
+  slot0: number,
+): void {
+  const n = batch * seq * nKv * headDim;
+  const sw = bindWindow(rec.gpu, src, 0, n * 4);
+  rec.dispatch(
+    "kv_cache_update",
+    undefined,
+    [sw.resource, cache],
+    pack("uuuuuuu", [batch, seq, nKv, headDim, cacheLen, slot0, sw.elementOffset]),
+    grid(rec.gpu, n),
+  );
+}
+
+/** How attention masks keys (see attention.wgsl). */
+export type AttentionMask =
+  | { kind: "none" }
+  | { kind: "causal" }
+  /** Bits `[T, words]` packed 32 per u32, row per query token, True = attend. */
+  | { kind: "bits"; bits: GPUBuffer; words: number };
+
+/** Largest head_dim the attention kernel holds in workgroup memory. */
+export const MAX_HEAD_DIM = 256;
+
+/**
+ * Grouped-query SDPA (attention.wgsl + attention_combine.wgsl): `q` `[b·s, nHeads, headDim]`,
+ * `k`/`v` `[b, nKv, kvLen, headDim]`, `out` `[b·s, nHeads·headDim]`, softmax scale `1/sqrt(headDim)`.
+ */
+export function attention(
+  rec: Recorder,
+  q: GPUBuffer,
+  batch: number,
+  seq: number,
+  nHeads: number,
+  nKv: number,
+  headDim: number,
+  k: GPUBuffer,
+  v: GPUBuffer,
+  kvLen: number,
+  mask: AttentionMask,
+  out: GPUBuffer,
+): void {
+  if (headDim > MAX_HEAD_DIM) throw new GpuError(`head_dim ${headDim} exceeds the supported ${MAX_HEAD_DIM}`);
+  const nTokens = batch * seq;
+  // Blocks of 256…2048 keys: at most ~64 blocks, and a bounded loop count per invocation.
+  const block = Math.min(2048, Math.max(256, Math.ceil(kvLen / 64 / 256) * 256));
+  const nBlocks = Math.ceil(kvLen / block);
+  const partialPerToken = nHeads * nBlocks * (headDim + 2) * 4;
+  const width = nHeads * headDim;
+  const maskWords = mask.kind === "bits" ? mask.words : 0;
+  const tokenCap = Math.min(rec.gpu.limits.maxWorkgroupsPerDimension, nTokens);
+  const perRange = [width * 4, partialPerToken, maskWords * 4];
+  const firstRange = ranges(rec.gpu, nTokens, perRange, tokenCap).next().value;
+  const partial = rec.scratch((firstRange ? firstRange[1] : 1) * partialPerToken, "attention partial");
+  const modeId = { none: 0, causal: 1, bits: 2 }[mask.kind];
+  for (const [t0, n] of ranges(rec.gpu, nTokens, perRange, tokenCap)) {
+    const qw = bindWindow(rec.gpu, q, t0 * width * 4, n * width * 4);
+    const mw = mask.kind === "bits"
+      ? bindWindow(rec.gpu, mask.bits, t0 * maskWords * 4, n * maskWords * 4)
+      : null;
+    rec.dispatch(
+      "attention",
+      undefined,
+      [qw.resource, k, v, mw ? mw.resource : rec.dummy, partial],
+      pack("uuuuuuuuuuuuf", [
+        seq,
+        nHeads,
+        nKv,
+        headDim,
+        kvLen,
+        block,
+        nBlocks,
+        modeId,
+        maskWords,
+        t0,
+        qw.elementOffset,
+        mw ? mw.elementOffset : 0,
+        1 / Math.sqrt(headDim),
+      ]),
+      [nBlocks, nHeads, n],
+    );
+    const ow = bindWindow(rec.gpu, out, t0 * width * 4, n * width * 4);
+    rec.dispatch(
+      "attention_combine",
+      undefined,
+      [partial, ow.resource],
+      pack("uuuuu", [n, nHeads, headDim, nBlocks, ow.elementOffset]),
+      grid(rec.gpu, n * width),
+    );
+  }
+}
+
+/** `gate = silu(gate) * up`, elementwise over `n` values (swiglu.wgsl). */
+export function swiglu(rec: Recorder, gate: GPUBuffer, up: GPUBuffer, n: number): void {
+  for (const [i0, c] of ranges(rec.gpu, n, [4])) {
+    const gw = bindWindow(rec.gpu, gate, i0 * 4, c * 4);
+    const uw = bindWindow(rec.gpu, up, i0 * 4, c * 4);
+    rec.dispatch(
+      "swiglu",
+      undefined,
+      [gw.resource, uw.resource],
+      pack("uuu", [c, gw.elementOffset, uw.elementOffset]),
+      grid(rec.gpu, c),
+    );
+  }
+}
+
+/**
+ * `x += tanh(gate) · y` (or `x += y` without a gate), skipping tokens whose `skip` flag (u32 `[T]`)
+ * is set (gated_residual.wgsl).
+ */
+export function gatedResidual(
+  rec: Recorder,
+  x: GPUBuffer,
+  y: GPUBuffer,
+  nTokens: number,
+  dim: number,
+  gate: GPUBuffer | null,
+  skip: GPUBuffer | null,
+): void {
+  for (const [t0, n] of ranges(rec.gpu, nTokens, [dim * 4])) {
+    const xw = bindWindow(rec.gpu, x, t0 * dim * 4, n * dim * 4);
+    const yw = bindWindow(rec.gpu, y, t0 * dim * 4, n * dim * 4);
+    const sw = skip ? bindWindow(rec.gpu, skip, t0 * 4, n * 4) : null;
+    rec.dispatch(
+      "gated_residual",
+      undefined,
+      [xw.resource, yw.resource, gate ?? rec.dummy, sw ? sw.resource : rec.dummy],
+      pack("uuuuuuu", [
+        n,
+        dim,
+        gate ? 1 : 0,
+        skip ? 1 : 0,
+        xw.elementOffset,
+        yw.elementOffset,
+        sw ? sw.elementOffset : 0,
+      ]),
+      grid(rec.gpu, n * dim),
+    );
+  }
+}

@@ -1,0 +1,48 @@
+/**
+ * WGSL source → cached compute pipelines.
+ *
+ * Kernels that read a weight start with one of the `weight_*.wgsl` snippets, which declare binding 0
+ * and `weight_at(i)` / `weight4(i)` for that storage type; the cache key is kernel + weight type.
+ *
+ * @module
+ */
+import type { Gpu } from "./device.ts";
+import type { WeightDtype } from "./buffers.ts";
+import { type KernelName, KERNELS, WEIGHT_SNIPPETS } from "../../kernels/sources.ts";
+
+/** Compiles each (kernel, weight dtype) once per device. */
+export class PipelineCache {
+  readonly gpu: Gpu;
+  #pipelines = new Map<string, GPUComputePipeline>();
+
+  /** @param gpu the device pipelines are compiled for */
+  constructor(gpu: Gpu) {
+    this.gpu = gpu;
+  }
+
+  /** The pipeline for `kernel`, with the weight snippet for `weight` prepended when given. */
+  get(kernel: KernelName, weight?: WeightDtype): GPUComputePipeline {
+    const key = weight ? `${kernel}:${weight}` : kernel;
+    let pipeline = this.#pipelines.get(key);
+    if (!pipeline) {
+      const code = (weight ? WEIGHT_SNIPPETS[weight] + "\n" : "") + KERNELS[kernel];
+      const module = this.gpu.device.createShaderModule({ label: key, code });
+      pipeline = this.gpu.device.createComputePipeline({
+        label: key,
+        layout: "auto",
+        compute: { module, entryPoint: "main" },
+      });
+      this.#pipelines.set(key, pipeline);
+    }
+    return pipeline;
+  }
+}
+
+const caches = new WeakMap<Gpu, PipelineCache>();
+
+/** The pipeline cache of a device. */
+export function pipelinesOf(gpu: Gpu): PipelineCache {
+  let cache = caches.get(gpu);
+  if (!cache) caches.set(gpu, cache = new PipelineCache(gpu));
+  return cache;
+}

@@ -1,0 +1,174 @@
+/** @module torchtune `MultiHeadAttention`. */
+import { attention, type AttentionMask, kvCacheUpdate, type Recorder } from "../gpu/ops.ts";
+import type { KVCache } from "./kv_cache.ts";
+import { Linear } from "./linear.ts";
+import { Module } from "./module.ts";
+import type { Llama3ScaledRoPE } from "./position_embeddings.ts";
+import type { RMSNorm } from "./rms_norm.ts";
+
+/** The second input of an attention call: keys/values come from `y` `[b, s_y, E]` (T_y = b·s_y rows). */
+export interface AttentionInput {
+  /** f32 `y` `[b·s_y, E]`, row-major by token. */
+  buffer: GPUBuffer;
+  /** Tokens per batch row. */
+  seq: number;
+}
+
+/** Per-call arguments of {@link MultiHeadAttention.forward}. */
+export interface AttentionCall {
+  /** Batch size `b`. */
+  batch: number;
+  /** Query tokens per batch row. */
+  seq: number;
+  /** Keys/values source, or null to use the filled cache as is (cross-attention decode steps). */
+  y: AttentionInput | null;
+  /** torchtune `mask`: which keys each query token may attend to. */
+  mask: AttentionMask;
+  /** i32 `[b·s]` RoPE positions (self-attention only). */
+  positions: GPUBuffer | null;
+}
+
+/**
+ * Mirrors torchtune `modules.MultiHeadAttention` with grouped-query attention (KV head `h / (H/KV)`
+ * serves query head `h`), optional RoPE (`pos_embeddings`), optional `q_norm`/`k_norm` over head_dim,
+ * and an optional {@link KVCache}. No biases, no dropout.
+ */
+export class MultiHeadAttention extends Module {
+  /** torchtune `embed_dim` (`E`). */
+  readonly embed_dim: number;
+  /** torchtune `num_heads` (query heads `H`). */
+  readonly num_heads: number;
+  /** torchtune `num_kv_heads` (key/value heads `KV`, dividing `H`). */
+  readonly num_kv_heads: number;
+  /** torchtune `head_dim`. */
+  readonly head_dim: number;
+  /** torchtune `q_proj`, weight `[H·head_dim, E]`. */
+  readonly q_proj: Linear;
+  /** torchtune `k_proj`, weight `[KV·head_dim, E]`. */
+  readonly k_proj: Linear;
+  /** torchtune `v_proj`, weight `[KV·head_dim, E]`. */
+  readonly v_proj: Linear;
+  /** torchtune `output_proj`, weight `[E, H·head_dim]`. */
+  readonly output_proj: Linear;
+  /** torchtune `pos_embeddings`: RoPE applied to q and k, or null (cross-attention). */
+  readonly pos_embeddings: Llama3ScaledRoPE | null;
+  /** torchtune `q_norm`: RMSNorm over `head_dim` of each query head, or null. */
+  readonly q_norm: RMSNorm | null;
+  /** torchtune `k_norm`: RMSNorm over `head_dim` of each key head, or null. */
+  readonly k_norm: RMSNorm | null;
+  /** torchtune's `max_seq_len` attribute; for cross-attention this is `encoder_max_seq_len`. */
+  readonly max_seq_len: number;
+  /** Causal when no mask and no cache are given (self-attention). */
+  readonly is_causal: boolean;
+  /** Set by `setup_cache`; null when caches are off. */
+  kv_cache: KVCache | null = null;
+
+  /** Same keyword arguments as torchtune (projections are built here from the sizes). */
+  constructor(opts: {
+    embed_dim: number;
+    num_heads: number;
+    num_kv_heads: number;
+    head_dim: number;
+    pos_embeddings?: Llama3ScaledRoPE | null;
+    q_norm?: RMSNorm | null;
+    k_norm?: RMSNorm | null;
+    max_seq_len: number;
+    is_causal: boolean;
+  }) {
+    super();
+    this.embed_dim = opts.embed_dim;
+    this.num_heads = opts.num_heads;
+    this.num_kv_heads = opts.num_kv_heads;
+    this.head_dim = opts.head_dim;
+    this.q_proj = new Linear(opts.embed_dim, opts.num_heads * opts.head_dim);
+    this.k_proj = new Linear(opts.embed_dim, opts.num_kv_heads * opts.head_dim);
+    this.v_proj = new Linear(opts.embed_dim, opts.num_kv_heads * opts.head_dim);
+    this.output_proj = new Linear(opts.num_heads * opts.head_dim, opts.embed_dim);
+    this.pos_embeddings = opts.pos_embeddings ?? null;
+    this.q_norm = opts.q_norm ?? null;
+    this.k_norm = opts.k_norm ?? null;
+    this.max_seq_len = opts.max_seq_len;
+    this.is_causal = opts.is_causal;
+  }
+
+  /** Children `q_proj`, `k_proj`, `v_proj`, `output_proj`, `q_norm`, `k_norm` (RoPE has no parameters). */
+  protected override children(): Record<string, Module | null> {
+    return {
+      q_proj: this.q_proj,
+      k_proj: this.k_proj,
+      v_proj: this.v_proj,
+      output_proj: this.output_proj,
+      q_norm: this.q_norm,
+      k_norm: this.k_norm,
+    };
+  }
+
+  /** Length of the keys the next call attends over (the cache length with a cache). */
+  keyLength(y: AttentionInput | null): number {
+    if (this.kv_cache) return this.kv_cache.max_seq_len;
+    if (!y) throw new Error("internal: attention without keys and without a cache");
+    return y.seq;
+  }
+
+  /** `out[b·s, E] = attn(x, y)` for `x` `[b·s, E]`. */
+  forward(rec: Recorder, x: GPUBuffer, call: AttentionCall, out: GPUBuffer): void {
+    const { batch, seq, y } = call;
+    const T = batch * seq;
+    const H = this.num_heads, KV = this.num_kv_heads, hd = this.head_dim;
+    let q = rec.scratch(T * H * hd * 4, "q");
+    this.q_proj.forward(rec, x, T, q);
+    if (this.pos_embeddings && call.positions) this.pos_embeddings.forward(rec, q, T, H, call.positions);
+    if (this.q_norm) {
+      const qn = rec.scratch(T * H * hd * 4, "q normed");
+      this.q_norm.forward(rec, q, T * H, qn);
+      q = qn;
+    }
+    let kBuf: GPUBuffer, vBuf: GPUBuffer;
+    const kvLen = this.keyLength(y);
+    if (y) {
+      const Ty = batch * y.seq;
+      let k = rec.scratch(Ty * KV * hd * 4, "k");
+      const v = rec.scratch(Ty * KV * hd * 4, "v");
+      this.k_proj.forward(rec, y.buffer, Ty, k);
+      this.v_proj.forward(rec, y.buffer, Ty, v);
+      if (this.pos_embeddings && call.positions) this.pos_embeddings.forward(rec, k, Ty, KV, call.positions);
+      if (this.k_norm) {
+        const kn = rec.scratch(Ty * KV * hd * 4, "k normed");
+        this.k_norm.forward(rec, k, Ty * KV, kn);
+        k = kn;
+      }
+      if (this.kv_cache) {
+        this.kv_cache.update(rec, k, v, y.seq);
+        kBuf = this.kv_cache.k_cache;
+        vBuf = this.kv_cache.v_cache;
+      } else {
+        // Without a cache, lay k/v out as a cache of exactly s_y slots: the kernel reads one layout.
+        kBuf = rec.scratch(Ty * KV * hd * 4, "k heads");
+        vBuf = rec.scratch(Ty * KV * hd * 4, "v heads");
+        kvLayout(rec, k, v, batch, y.seq, KV, hd, { k: kBuf, v: vBuf });
+      }
+    } else {
+      if (!this.kv_cache) throw new Error("internal: attention without keys and without a cache");
+      kBuf = this.kv_cache.k_cache;
+      vBuf = this.kv_cache.v_cache;
+    }
+    const attnOut = rec.scratch(T * H * hd * 4, "attention output");
+    attention(rec, q, batch, seq, H, KV, hd, kBuf, vBuf, kvLen, call.mask, attnOut);
+    this.output_proj.forward(rec, attnOut, T, out);
+  }
+}
+
+/** Copies k/v `[b·s, KV·hd]` into the `[b, KV, s, hd]` layout the attention kernel reads. */
+function kvLayout(
+  rec: Recorder,
+  k: GPUBuffer,
+  v: GPUBuffer,
+  batch: number,
+  seq: number,
+  nKv: number,
+  hd: number,
+  into: { k: GPUBuffer; v: GPUBuffer },
+): void {
+  kvCacheUpdate(rec, k, batch, seq, nKv, hd, into.k, seq, 0);
+  kvCacheUpdate(rec, v, batch, seq, nKv, hd, into.v, seq, 0);
+}

@@ -1,0 +1,11 @@
+/** Builds Hub-style checkpoint folders (config.json + model.safetensors) from the fixtures in a temp dir. */
+import { join } from "node:path";
+import { fixtureDir } from "./golden.ts";
+
+/** A temp folder laid out like a Hub checkpoint for fixture `name` (weights file `weights`). */
+export async function checkpointDir(name: string, weights = "weights_hf.safetensors"): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: `ckpt_${name}_` });
+  await Deno.copyFile(join(fixtureDir(name), weights), join(dir, "model.safetensors"));
+  await Deno.copyFile(join(fixtureDir(name), "config.json"), join(dir, "config.json"));
+  return dir;
+}

@@ -1,0 +1,506 @@
+/**
+ * Every kernel (through its op in src/gpu/ops.ts) against the plain TypeScript references in
+ * helpers/reference.ts, on seeded random data. Tolerance: |got − ref| ≤ rtol·(|ref| + rms(ref)) per
+ * element with rtol = 1e-5 (see assertClose). The "split" tests use a device whose storage-binding
+ * limit is lowered to 4096 bytes, so weights are split by rows and activations processed in token ranges.
+ */
+import assert from "node:assert/strict";
+import type { Gpu } from "../src/gpu/device.ts";
+import { BufferOwner, type WeightDtype, WeightStorage } from "../src/gpu/buffers.ts";
+import {
+  attention,
+  type AttentionMask,
+  embedding,
+  gatedResidual,
+  kvCacheUpdate,
+  linear,
+  rmsNorm,
+  rope,
+  swiglu,
+} from "../src/gpu/ops.ts";
+import { gpuTest, readF32, record, testGpu } from "./helpers/gpu.ts";
+import {
+  assertClose,
+  attentionRef,
+  embeddingRef,
+  ERRORS,
+  gatedResidualRef,
+  kvCacheUpdateRef,
+  linearRef,
+  randomBf16,
+  randomF16,
+  rmsNormRef,
+  Rng,
+  ropeRef,
+  swigluRef,
+} from "./helpers/reference.ts";
+
+const SPLIT_BYTES = 4096;
+
+/** Bytes one binding window may hold for whole items (what ops.ts plans with). */
+function room(gpu: Gpu): number {
+  return gpu.limits.maxBindingBytes - gpu.limits.storageOffsetAlignment;
+}
+
+/** A weight `[rows, cols]` with random values in `dtype`, and those values as f32. */
+function makeWeight(
+  gpu: Gpu,
+  owner: BufferOwner,
+  rows: number,
+  cols: number,
+  dtype: WeightDtype,
+  rng: Rng,
+): { weight: WeightStorage; values: Float32Array } {
+  let values: Float32Array;
+  let bytes: Uint8Array;
+  if (dtype === "f32") {
+    values = rng.normals(rows * cols, 0.5);
+    bytes = new Uint8Array(values.buffer);
+  } else {
+    const r = dtype === "bf16" ? randomBf16(rng, rows * cols) : randomF16(rng, rows * cols);
+    values = r.values;
+    bytes = new Uint8Array(r.bits.buffer);
+  }
+  const weight = new WeightStorage(owner, [rows, cols], dtype, `w ${dtype} [${rows}, ${cols}]`);
+  weight.writeRows(gpu, 0, bytes);
+  return { weight, values };
+}
+
+/** Runs `fn` with a fresh buffer owner on the device, destroying the buffers afterwards. */
+async function withOwner(gpu: Gpu, fn: (owner: BufferOwner) => Promise<void>): Promise<void> {
+  const owner = new BufferOwner(gpu);
+  try {
+    await fn(owner);
+  } finally {
+    owner.destroy();
+  }
+}
+
+// ---------------------------------------------------------------- embedding
+
+async function checkEmbedding(
+  gpu: Gpu,
+  dtype: WeightDtype,
+  V: number,
+  F: number,
+  D: number,
+  T: number,
+  seed: number,
+): Promise<number> {
+  const rng = new Rng(seed);
+  let chunks = 0;
+  await withOwner(gpu, async (owner) => {
+    const base = makeWeight(gpu, owner, V, D, dtype, rng);
+    const fusion = makeWeight(gpu, owner, F, D, dtype, rng);
+    chunks = base.weight.chunks.length;
+    const ids = new Int32Array(T);
+    for (let t = 0; t < T; t++) ids[t] = rng.int(V + F);
+    ids.set([0, V - 1, V, V + F - 1].slice(0, T));
+    const tokens = owner.upload(ids, "tokens");
+    const out = owner.storage(T * D * 4, "out");
+    record(gpu, (rec) => {
+      embedding(rec, base.weight, 0, tokens, T, out);
+      embedding(rec, fusion.weight, V, tokens, T, out);
+    });
+    const got = await readF32(gpu, out, T * D);
+    assertClose(`embedding ${dtype}`, got, embeddingRef(base.values, fusion.values, V, D, ids), 0);
+  });
+  return chunks;
+}
+
+gpuTest("embedding: base + fusion tables, f32 and bf16 (odd dim)", async () => {
+  const gpu = await testGpu();
+  await checkEmbedding(gpu, "f32", 100, 8, 24, 19, 1);
+  await checkEmbedding(gpu, "bf16", 77, 5, 23, 9, 2);
+  await checkEmbedding(gpu, "bf16", 50, 3, 16, 1, 3);
+});
+
+gpuTest("embedding split: base table in several chunks, tokens in ranges", async () => {
+  const gpu = await testGpu(SPLIT_BYTES);
+  // f32 dim 24: 96-byte rows, ~42 per chunk → 8 chunks; 60 tokens × 96 bytes exceed one window.
+  assert.ok(60 * 24 * 4 > room(gpu));
+  assert.ok(await checkEmbedding(gpu, "f32", 300, 8, 24, 60, 4) >= 3);
+  // bf16 dim 23: 46-byte rows, even row counts per chunk.
+  assert.ok(await checkEmbedding(gpu, "bf16", 301, 7, 23, 90, 5) >= 3);
+});
+
+// ---------------------------------------------------------------- linear
+
+async function checkLinear(
+  gpu: Gpu,
+  dtype: WeightDtype,
+  M: number,
+  K: number,
+  N: number,
+  seed: number,
+  rtol = 1e-5,
+): Promise<number> {
+  const rng = new Rng(seed);
+  let chunks = 0;
+  await withOwner(gpu, async (owner) => {
+    const { weight, values } = makeWeight(gpu, owner, N, K, dtype, rng);
+    chunks = weight.chunks.length;
+    const xv = rng.normals(M * K);
+    const x = owner.upload(xv, "x");
+    const out = owner.storage(M * N * 4, "out");
+    record(gpu, (rec) => linear(rec, weight, x, M, out));
+    const got = await readF32(gpu, out, M * N);
+    assertClose(`linear ${dtype} M=${M} K=${K} N=${N}`, got, linearRef(xv, values, M, K, N), rtol);
+  });
+  return chunks;
+}
+
+gpuTest("linear f32: decode M=1, M=13, K and N not multiples of 4", async () => {
+  const gpu = await testGpu();
+  await checkLinear(gpu, "f32", 1, 64, 40, 10);
+  await checkLinear(gpu, "f32", 13, 37, 30, 11);
+  await checkLinear(gpu, "f32", 13, 64, 7, 12);
+  await checkLinear(gpu, "f32", 5, 3, 5, 13);
+});
+
+gpuTest("linear bf16: even and odd K, M=1 and M=13", async () => {
+  const gpu = await testGpu();
+  await checkLinear(gpu, "bf16", 1, 64, 10, 20);
+  await checkLinear(gpu, "bf16", 13, 33, 22, 21);
+  await checkLinear(gpu, "bf16", 13, 38, 9, 22);
+  await checkLinear(gpu, "bf16", 1, 7, 3, 23);
+});
+
+gpuTest("linear f16: even and odd K, M=1 and M=13", async () => {
+  const gpu = await testGpu();
+  await checkLinear(gpu, "f16", 1, 48, 7, 30);
+  await checkLinear(gpu, "f16", 13, 35, 18, 31);
+  await checkLinear(gpu, "f16", 13, 66, 13, 32);
+});
+
+gpuTest("linear K=20000: long dot products are not cut short", async () => {
+  const gpu = await testGpu();
+  await checkLinear(gpu, "f32", 5, 20000, 6, 40);
+  await checkLinear(gpu, "bf16", 2, 20001, 5, 41);
+  await checkLinear(gpu, "f16", 1, 20000, 3, 42);
+});
+
+gpuTest("linear split: W by rows and x/out in token ranges", async () => {
+  const gpu = await testGpu(SPLIT_BYTES);
+  for (
+    const [dtype, M, K, N, seed] of [["f32", 45, 37, 50, 50], ["bf16", 45, 33, 80, 51], [
+      "f16",
+      60,
+      36,
+      70,
+      52,
+    ]] as const
+  ) {
+    assert.ok(M * Math.max(K, N) * 4 > room(gpu), "x/out must need several token ranges");
+    assert.ok(await checkLinear(gpu, dtype, M, K, N, seed) > 1, "W must be split by rows");
+  }
+});
+
+// ---------------------------------------------------------------- rmsNorm
+
+async function checkRmsNorm(gpu: Gpu, rows: number, dim: number, eps: number, seed: number): Promise<void> {
+  const rng = new Rng(seed);
+  await withOwner(gpu, async (owner) => {
+    const xv = rng.normals(rows * dim, 2);
+    const sv = Float32Array.from({ length: dim }, () => 1 + 0.2 * rng.normal());
+    const x = owner.upload(xv, "x");
+    const scale = owner.upload(sv, "scale");
+    const out = owner.storage(rows * dim * 4, "out");
+    record(gpu, (rec) => rmsNorm(rec, x, rows, dim, scale, eps, out));
+    const got = await readF32(gpu, out, rows * dim);
+    assertClose(`rmsNorm ${rows}x${dim}`, got, rmsNormRef(xv, rows, dim, sv, eps));
+  });
+}
+
+gpuTest("rmsNorm: dim < 64, dim not a multiple of 64, eps", async () => {
+  const gpu = await testGpu();
+  await checkRmsNorm(gpu, 7, 40, 1e-5, 60);
+  await checkRmsNorm(gpu, 5, 200, 1e-6, 61);
+  await checkRmsNorm(gpu, 3, 256, 1e-5, 62);
+  await checkRmsNorm(gpu, 2, 1, 1e-5, 63);
+  await checkRmsNorm(gpu, 130, 16, 1e-5, 64);
+});
+
+gpuTest("rmsNorm split: rows in ranges", async () => {
+  const gpu = await testGpu(SPLIT_BYTES);
+  assert.ok(30 * 100 * 4 > room(gpu));
+  await checkRmsNorm(gpu, 30, 100, 1e-5, 65);
+});
+
+// ---------------------------------------------------------------- rope
+
+async function checkRope(gpu: Gpu, T: number, H: number, hd: number, seed: number): Promise<void> {
+  const rng = new Rng(seed);
+  const maxSeq = 64;
+  await withOwner(gpu, async (owner) => {
+    const tv = new Float32Array(maxSeq * hd);
+    for (let p = 0; p < maxSeq; p++) {
+      for (let i = 0; i < hd / 2; i++) {
+        const angle = p * 500000 ** (-2 * i / hd);
+        tv[(p * hd / 2 + i) * 2] = Math.cos(angle);
+        tv[(p * hd / 2 + i) * 2 + 1] = Math.sin(angle);
+      }
+    }
+    const pv = Int32Array.from({ length: T }, () => rng.int(maxSeq));
+    const xv = rng.normals(T * H * hd);
+    const x = owner.upload(xv, "x");
+    const positions = owner.upload(pv, "positions");
+    const table = owner.upload(tv, "table");
+    record(gpu, (rec) => rope(rec, x, T, H, hd, positions, table));
+    const got = await readF32(gpu, x, T * H * hd);
+    assertClose(`rope T=${T} H=${H} hd=${hd}`, got, ropeRef(xv, T, H, hd, pv, tv));
+  });
+}
+
+gpuTest("rope: interleaved pairs, positions per token", async () => {
+  const gpu = await testGpu();
+  await checkRope(gpu, 5, 3, 16, 70);
+  await checkRope(gpu, 2, 4, 128, 71);
+});
+
+gpuTest("rope split: tokens in ranges", async () => {
+  const gpu = await testGpu(SPLIT_BYTES);
+  assert.ok(40 * 2 * 32 * 4 > room(gpu));
+  await checkRope(gpu, 40, 2, 32, 72);
+});
+
+// ---------------------------------------------------------------- kvCacheUpdate
+
+gpuTest("kvCacheUpdate: [b, nKv, L, hd] at slot0, other slots untouched", async () => {
+  const gpu = await testGpu();
+  for (
+    const [b, s, nKv, hd, L, slot0, seed] of [[2, 3, 2, 8, 10, 4, 80], [1, 5, 1, 16, 5, 0, 81], [
+      3,
+      1,
+      4,
+      4,
+      7,
+      6,
+      82,
+    ]]
+  ) {
+    const rng = new Rng(seed);
+    await withOwner(gpu, async (owner) => {
+      const cv = rng.normals(b * nKv * L * hd);
+      const sv = rng.normals(b * s * nKv * hd);
+      const cache = owner.upload(cv, "cache");
+      const src = owner.upload(sv, "src");
+      record(gpu, (rec) => kvCacheUpdate(rec, src, b, s, nKv, hd, cache, L, slot0));
+      const got = await readF32(gpu, cache, cv.length);
+      assertClose("kvCacheUpdate", got, kvCacheUpdateRef(cv, sv, b, s, nKv, hd, L, slot0), 0);
+    });
+  }
+});
+
+// ---------------------------------------------------------------- attention
+
+interface AttentionCase {
+  b: number;
+  s: number;
+  nHeads: number;
+  nKv: number;
+  hd: number;
+  kvLen: number;
+  mode: "none" | "causal" | "bits";
+  /** For "bits": whether token t may see key j. */
+  allowed?: (t: number, j: number) => boolean;
+  qScale?: number;
+}
+
+async function checkAttention(gpu: Gpu, c: AttentionCase, seed: number): Promise<void> {
+  const rng = new Rng(seed);
+  const T = c.b * c.s;
+  const allowed = c.mode === "none"
+    ? () => true
+    : c.mode === "causal"
+    ? (t: number, j: number) => j <= t % c.s
+    : c.allowed!;
+  await withOwner(gpu, async (owner) => {
+    const qv = rng.normals(T * c.nHeads * c.hd, c.qScale ?? 1);
+    const kv = rng.normals(c.b * c.nKv * c.kvLen * c.hd);
+    const vv = rng.normals(c.b * c.nKv * c.kvLen * c.hd);
+    const q = owner.upload(qv, "q");
+    const k = owner.upload(kv, "k");
+    const v = owner.upload(vv, "v");
+    const out = owner.storage(T * c.nHeads * c.hd * 4, "out");
+    let mask: AttentionMask = { kind: c.mode } as AttentionMask;
+    if (c.mode === "bits") {
+      const words = Math.ceil(c.kvLen / 32);
+      const bits = new Uint32Array(T * words);
+      for (let t = 0; t < T; t++) {
+        for (let j = 0; j < c.kvLen; j++) if (allowed(t, j)) bits[t * words + (j >> 5)] |= 1 << (j & 31);
+      }
+      mask = { kind: "bits", bits: owner.upload(bits, "mask"), words };
+    }
+    record(gpu, (rec) => attention(rec, q, c.b, c.s, c.nHeads, c.nKv, c.hd, k, v, c.kvLen, mask, out));
+    const got = await readF32(gpu, out, qv.length);
+    const ref = attentionRef(qv, c.b, c.s, c.nHeads, c.nKv, c.hd, kv, vv, c.kvLen, allowed);
+    const name = `attention ${c.mode} h${c.nHeads}/kv${c.nKv} hd${c.hd} kvLen${c.kvLen}`;
+    assertClose(name, got, ref);
+    // A row that may see no key is exactly 0.
+    for (let t = 0; t < T; t++) {
+      let any = false;
+      for (let j = 0; j < c.kvLen && !any; j++) any = allowed(t, j);
+      if (!any) {
+        const row = got.subarray(t * c.nHeads * c.hd, (t + 1) * c.nHeads * c.hd);
+        assert.ok(row.every((x) => x === 0), `${name}: fully masked token ${t} must be 0`);
+      }
+    }
+  });
+}
+
+/** A fixed random key pattern per token: dense, empty, one narrow key range, sparse. */
+function bitsPattern(kvLen: number, seed: number): (t: number, j: number) => boolean {
+  const rng = new Rng(seed);
+  const rows = new Map<number, Uint8Array>();
+  return (t, j) => {
+    let row = rows.get(t);
+    if (!row) {
+      row = new Uint8Array(kvLen);
+      const kind = t % 4;
+      const lo = rng.int(kvLen);
+      for (let i = 0; i < kvLen; i++) {
+        row[i] = kind === 0
+          ? (rng.next() < 0.6 ? 1 : 0)
+          : kind === 1
+          ? 0
+          : kind === 2
+          ? (i >= lo && i < lo + 10 ? 1 : 0)
+          : (rng.next() < 0.05 ? 1 : 0);
+      }
+      rows.set(t, row);
+    }
+    return row[j] === 1;
+  };
+}
+
+gpuTest("attention: GQA / MHA / MQA, modes none and causal, head_dim 16 and 128", async () => {
+  const gpu = await testGpu();
+  await checkAttention(gpu, { b: 2, s: 3, nHeads: 4, nKv: 2, hd: 16, kvLen: 40, mode: "none" }, 90);
+  await checkAttention(gpu, { b: 2, s: 6, nHeads: 4, nKv: 2, hd: 16, kvLen: 6, mode: "causal" }, 91);
+  await checkAttention(gpu, { b: 2, s: 3, nHeads: 2, nKv: 2, hd: 128, kvLen: 37, mode: "causal" }, 92);
+  await checkAttention(gpu, { b: 2, s: 2, nHeads: 4, nKv: 1, hd: 128, kvLen: 33, mode: "none" }, 93);
+  // Causal over 300 keys: two key blocks, the second partly or fully masked.
+  await checkAttention(gpu, { b: 2, s: 300, nHeads: 2, nKv: 1, hd: 16, kvLen: 300, mode: "causal" }, 94);
+});
+
+gpuTest("attention: explicit bits, fully masked rows, several key blocks (kvLen 3000)", async () => {
+  const gpu = await testGpu();
+  await checkAttention(
+    gpu,
+    { b: 2, s: 4, nHeads: 4, nKv: 1, hd: 16, kvLen: 70, mode: "bits", allowed: bitsPattern(70, 100) },
+    101,
+  );
+  await checkAttention(
+    gpu,
+    { b: 2, s: 2, nHeads: 4, nKv: 2, hd: 128, kvLen: 3000, mode: "bits", allowed: bitsPattern(3000, 102) },
+    103,
+  );
+  await checkAttention(gpu, { b: 2, s: 2, nHeads: 2, nKv: 2, hd: 128, kvLen: 3000, mode: "none" }, 104);
+});
+
+gpuTest("attention: kvLen 20000 (blocks of 512 keys)", async () => {
+  const gpu = await testGpu();
+  await checkAttention(
+    gpu,
+    { b: 1, s: 2, nHeads: 4, nKv: 2, hd: 16, kvLen: 20000, mode: "none", qScale: 3 },
+    110,
+  );
+  await checkAttention(
+    gpu,
+    { b: 1, s: 4, nHeads: 2, nKv: 1, hd: 16, kvLen: 20000, mode: "bits", allowed: bitsPattern(20000, 111) },
+    112,
+  );
+});
+
+gpuTest("attention split: tokens in ranges", async () => {
+  const gpu = await testGpu(SPLIT_BYTES);
+  assert.ok(60 * 2 * 18 * 4 > room(gpu));
+  await checkAttention(gpu, { b: 2, s: 30, nHeads: 2, nKv: 1, hd: 16, kvLen: 30, mode: "causal" }, 120);
+  await checkAttention(
+    gpu,
+    { b: 2, s: 30, nHeads: 2, nKv: 1, hd: 16, kvLen: 24, mode: "bits", allowed: bitsPattern(24, 121) },
+    122,
+  );
+});
+
+// ---------------------------------------------------------------- swiglu, gatedResidual
+
+async function checkSwiglu(gpu: Gpu, n: number, seed: number): Promise<void> {
+  const rng = new Rng(seed);
+  await withOwner(gpu, async (owner) => {
+    const gv = Float32Array.from({ length: n }, () => rng.uniform(-8, 8));
+    const uv = rng.normals(n);
+    const gate = owner.upload(gv, "gate");
+    const up = owner.upload(uv, "up");
+    record(gpu, (rec) => swiglu(rec, gate, up, n));
+    assertClose(`swiglu n=${n}`, await readF32(gpu, gate, n), swigluRef(gv, uv));
+  });
+}
+
+async function checkGatedResidual(
+  gpu: Gpu,
+  T: number,
+  dim: number,
+  gateValue: number | null,
+  skipRows: number[] | null,
+  seed: number,
+): Promise<void> {
+  const rng = new Rng(seed);
+  await withOwner(gpu, async (owner) => {
+    const xv = rng.normals(T * dim);
+    const yv = rng.normals(T * dim);
+    const sv = skipRows ? Uint32Array.from({ length: T }, (_, t) => skipRows.includes(t) ? 1 : 0) : null;
+    const x = owner.upload(xv, "x");
+    const y = owner.upload(yv, "y");
+    const gate = gateValue === null ? null : owner.upload(new Float32Array([gateValue]), "gate");
+    const skip = sv ? owner.upload(sv, "skip") : null;
+    record(gpu, (rec) => gatedResidual(rec, x, y, T, dim, gate, skip));
+    assertClose(
+      `gatedResidual gate=${gateValue} skip=${skipRows}`,
+      await readF32(gpu, x, T * dim),
+      gatedResidualRef(xv, yv, dim, gateValue, sv),
+    );
+  });
+}
+
+gpuTest("swiglu", async () => {
+  const gpu = await testGpu();
+  await checkSwiglu(gpu, 1000, 130);
+  await checkSwiglu(gpu, 3, 131);
+});
+
+gpuTest("gatedResidual: tanh gate, no gate, skipped rows", async () => {
+  const gpu = await testGpu();
+  await checkGatedResidual(gpu, 7, 30, 0.7, null, 140);
+  await checkGatedResidual(gpu, 7, 30, null, null, 141);
+  await checkGatedResidual(gpu, 7, 30, -1.3, [1, 4, 6], 142);
+  await checkGatedResidual(gpu, 5, 17, null, [0, 2], 143);
+});
+
+gpuTest("swiglu and gatedResidual split: ranges", async () => {
+  const gpu = await testGpu(SPLIT_BYTES);
+  await checkSwiglu(gpu, 3000, 150);
+  assert.ok(40 * 50 * 4 > room(gpu));
+  await checkGatedResidual(gpu, 40, 50, 0.4, [0, 13, 39], 151);
+});
+
+gpuTest("grids folded over y: more than maxWorkgroupsPerDimension workgroups", async () => {
+  const gpu = await testGpu();
+  const maxGroups = gpu.limits.maxWorkgroupsPerDimension;
+  // Elementwise kernels: 64 invocations per workgroup, so > 64·maxGroups elements need a second row.
+  await checkSwiglu(gpu, 64 * maxGroups + 1000, 160);
+  const dim = 2000;
+  await checkEmbedding(gpu, "f32", 10, 2, dim, Math.ceil((64 * maxGroups + 1000) / dim), 161);
+  // One workgroup per row.
+  await checkRmsNorm(gpu, maxGroups + 70, 2, 1e-5, 162);
+});
+
+gpuTest("summary of worst errors", () => {
+  if (Deno.env.get("KERNELS_VERBOSE")) {
+    for (const [name, e] of ERRORS) {
+      console.log(`${name}: max abs ${e.abs.toExponential(2)}, max rel ${e.rel.toExponential(2)}`);
+    }
+  }
+  return Promise.resolve();
+});
