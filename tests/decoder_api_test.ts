@@ -202,3 +202,29 @@ Deno.test("destroy() frees the weights; forward afterwards says so", async () =>
   model.destroy();
   assert.throws(() => model.forward(ids([1, 2])), /no weights/);
 });
+
+Deno.test("int64 (BigInt64Array) ids and positions are accepted like Int32Array", async () => {
+  using model = await loadCheckpoint(await checkpointDir("tiny_gqa"), { gpu });
+  const a = await model.forward(ids([5, 6, 7])).read();
+  const b = await model.forward({
+    data: new BigInt64Array([5n, 6n, 7n]) as unknown as Int32Array,
+    shape: [1, 3],
+  }, {
+    input_pos: { data: new BigInt64Array([0n, 1n, 2n]) as unknown as Int32Array, shape: [3] },
+  }).read();
+  assert.equal(maxAbsDiff(a.data, b.data), 0);
+});
+
+Deno.test("device loss: forward and pending reads fail with a clear error; a new device works", async () => {
+  const own = await Gpu.acquire({ quiet: true });
+  const model = await loadCheckpoint(await checkpointDir("tiny_gqa"), { gpu: own });
+  const pending = model.forward(ids([1, 2, 3]));
+  own.destroy();
+  await assert.rejects(pending.read(), /lost|destroyed|WebGPU/i);
+  await new Promise((r) => setTimeout(r, 0));
+  assert.throws(() => model.forward(ids([1, 2])), /device was lost/);
+  using fresh = await loadCheckpoint(await checkpointDir("tiny_gqa"), {
+    gpu: await Gpu.acquire({ quiet: true }),
+  });
+  assert.equal((await fresh.forward(ids([1, 2])).read()).shape.join(), "1,2,320");
+});

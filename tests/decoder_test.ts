@@ -214,3 +214,80 @@ Deno.test("tiny_gqa: weights split across many bindings (lowered binding limit) 
     small.destroy();
   }
 });
+
+/** Rewrites a checkpoint's tensors (name and bytes) into new safetensors files. */
+async function rewriteCheckpoint(
+  name: string,
+  edit: (tensors: Map<string, { dtype: string; shape: number[]; data: Uint8Array }>) => void,
+): Promise<Map<string, { dtype: string; shape: number[]; data: Uint8Array }>> {
+  const { Checkpoint } = await import("../src/checkpoint/safetensors.ts");
+  const ckpt = await Checkpoint.open(await checkpointDir(name));
+  const tensors = new Map<string, { dtype: string; shape: number[]; data: Uint8Array }>();
+  for (const [n, e] of ckpt.tensors) {
+    tensors.set(n, { dtype: e.dtype, shape: e.shape, data: await ckpt.read(e) });
+  }
+  ckpt.close();
+  edit(tensors);
+  return tensors;
+}
+
+Deno.test("tiny_gqa: F16 weights stay f16 on the GPU and equal f32 compute on the same values", async () => {
+  const { writeSafetensors } = await import("./helpers/safetensors_writer.ts");
+  const { join } = await import("node:path");
+  const g = await golden("tiny_gqa");
+  // Round every weight to f16, then write it both as F16 and (widened exactly) as F32.
+  const f16 = await rewriteCheckpoint("tiny_gqa", (m) => {
+    for (const [n, t] of m) {
+      const src = new Float32Array(t.data.slice().buffer);
+      const half = new Float16Array(src);
+      m.set(n, { dtype: "F16", shape: t.shape, data: new Uint8Array(half.buffer) });
+    }
+  });
+  const f32 = new Map([...f16].map(([n, t]) => {
+    const wide = new Float32Array(new Float16Array(t.data.slice().buffer));
+    return [n, { dtype: "F32", shape: t.shape, data: new Uint8Array(wide.buffer) }];
+  }));
+  const dirA = await checkpointDir("tiny_gqa");
+  const dirB = await checkpointDir("tiny_gqa");
+  await writeSafetensors(join(dirA, "model.safetensors"), f16);
+  await writeSafetensors(join(dirB, "model.safetensors"), f32);
+  using a = await loadCheckpoint(dirA, { gpu });
+  using b = await loadCheckpoint(dirB, { gpu });
+  assert.equal(a.layers[0].named_parameters()[0][1].storage.dtype, "f16");
+  const la = await fullForward(a, g);
+  const lb = await fullForward(b, g);
+  const err = maxAbsDiff(la, lb);
+  console.log(`tiny_gqa f16 vs f32 on the same values max |Δ| = ${err.toExponential(2)}`);
+  assert.ok(err < 1e-5, `max abs error ${err}`);
+});
+
+Deno.test("tiny_gqa: shards with index.json and the model.language_model.* spelling load the same model", async () => {
+  const { writeSafetensors } = await import("./helpers/safetensors_writer.ts");
+  const { join } = await import("node:path");
+  const g = await golden("tiny_gqa");
+  const tensors = await rewriteCheckpoint("tiny_gqa", () => {});
+  const renamed = new Map([...tensors].map(([n, t]) => [
+    n === "language_model.lm_head.weight"
+      ? "lm_head.weight"
+      : n.replace(/^language_model\.model\./, "model.language_model."),
+    t,
+  ]));
+  const dir = await checkpointDir("tiny_gqa");
+  await Deno.remove(join(dir, "model.safetensors"));
+  const names = [...renamed.keys()];
+  const half = Math.ceil(names.length / 2);
+  const shards = [names.slice(0, half), names.slice(half)];
+  const weight_map: Record<string, string> = {};
+  for (const [i, shard] of shards.entries()) {
+    const file = `model-0000${i + 1}-of-00002.safetensors`;
+    await writeSafetensors(join(dir, file), new Map(shard.map((n) => [n, renamed.get(n)!])));
+    for (const n of shard) weight_map[n] = file;
+  }
+  await Deno.writeTextFile(
+    join(dir, "model.safetensors.index.json"),
+    JSON.stringify({ metadata: {}, weight_map }),
+  );
+  using model = await loadCheckpoint(dir, { gpu });
+  const err = maxAbsDiff(await fullForward(model, g), g.get("logits")!.data);
+  assert.ok(err < TOL, `max abs error ${err}`);
+});

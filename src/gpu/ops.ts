@@ -24,6 +24,7 @@ export class Recorder {
   #encoder: GPUCommandEncoder;
   #pass: GPUComputePassEncoder;
   #dummy: GPUBuffer | null = null;
+  #pool = new Map<string, GPUBuffer>();
 
   /** Starts recording on `gpu`. */
   constructor(gpu: Gpu) {
@@ -34,9 +35,23 @@ export class Recorder {
     this.#pass = this.#encoder.beginComputePass();
   }
 
-  /** A scratch storage buffer freed after submission. */
+  /**
+   * A scratch buffer for one role (`label`) and size, freed after submission. Every call asking for the
+   * same role and size gets the same buffer: dispatches run in order, so all layers share one
+   * workspace instead of each holding its own until the forward pass ends.
+   */
   scratch(bytes: number, label: string): GPUBuffer {
-    return this.temps.storage(bytes, label);
+    const key = `${label}:${bytes}`;
+    let buffer = this.#pool.get(key);
+    if (!buffer) this.#pool.set(key, buffer = this.temps.storage(bytes, label));
+    return buffer;
+  }
+
+  /** A buffer that outlives the recording (e.g. the logits); the caller owns and destroys it. */
+  output(bytes: number, label: string): GPUBuffer {
+    const buffer = this.temps.storage(bytes, label);
+    this.temps.release(buffer);
+    return buffer;
   }
 
   /** A small buffer for bindings a dispatch does not use. */

@@ -73,8 +73,11 @@ export class DeviceTensor<D extends DeviceDtype = "f32"> {
       try {
         await Promise.race([staging.mapAsync(GPUMapMode.READ), lost]);
       } catch (e) {
+        // Prefer the root cause: a recorded validation error or the device loss.
         await gpu.checkErrors();
-        throw e;
+        await new Promise((r) => setTimeout(r, 0));
+        gpu.assertAlive();
+        throw new GpuError(`reading a tensor back from the GPU failed: ${(e as Error).message}`);
       }
       await gpu.checkErrors();
       const copy = staging.getMappedRange().slice(0, bytes);

@@ -81,9 +81,11 @@ export function checkTokens(
   if (shape.length !== 2 || shape[0] < 1 || shape[1] < 1) {
     throw new RangeError(`tokens must have shape [batch, seq] with both ≥ 1, got [${shape}]`);
   }
-  const ids = Int32Array.from(tokens.data as ArrayLike<number>);
+  const ids = new Int32Array(tokens.data.length);
   for (let i = 0; i < ids.length; i++) {
-    const v = tokens.data[i] as number;
+    // Number() also accepts BigInt64Array data (torch's int64 ids exported as is).
+    const v = Number(tokens.data[i]);
+    ids[i] = v;
     if (!Number.isInteger(v) || v < 0 || v >= numEmbeddings) {
       throw new RangeError(
         `token id ${v} at position ${i} is outside [0, ${numEmbeddings}) ` +
@@ -108,10 +110,11 @@ export function expandPositions(
   }
   shapeOf("input_pos", input_pos);
   const data = input_pos.data;
+  const raw = new Float64Array(out.length);
   if (data.length === batch * seq) {
-    for (let i = 0; i < out.length; i++) out[i] = data[i];
+    for (let i = 0; i < out.length; i++) raw[i] = Number(data[i]);
   } else if (data.length === seq) {
-    for (let i = 0; i < out.length; i++) out[i] = data[i % seq];
+    for (let i = 0; i < out.length; i++) raw[i] = Number(data[i % seq]);
   } else {
     throw new RangeError(
       `input_pos has shape [${input_pos.shape}] but must hold ${
@@ -119,11 +122,12 @@ export function expandPositions(
       } ([b, s]) or ${seq} ([s]) positions`,
     );
   }
-  for (const p of out) {
+  raw.forEach((p, i) => {
     if (!Number.isInteger(p) || p < 0 || p >= maxSeqLen) {
       throw new RangeError(`input_pos value ${p} is outside [0, max_seq_len = ${maxSeqLen})`);
     }
-  }
+    out[i] = p;
+  });
   return out;
 }
 

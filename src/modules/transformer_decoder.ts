@@ -141,8 +141,15 @@ export class TransformerDecoder extends Module {
    * torchtune `setup_caches(batch_size, dtype, encoder_max_seq_len, decoder_max_seq_len)`: KV caches of
    * `decoder_max_seq_len` slots in every self-attention layer and `encoder_max_seq_len` slots in every
    * cross-attention layer (each defaulting to `max_seq_len`). A second call is a no-op with a warning.
+   * Caches are float32; torchtune's `dtype` argument may be passed as a string before the options
+   * (`setup_caches(1, "float32", { ... })`) and is otherwise ignored.
    */
-  setup_caches(batch_size: number, opts: SetupCachesOptions = {}): void {
+  setup_caches(
+    batch_size: number,
+    options: SetupCachesOptions | string = {},
+    maybeOptions: SetupCachesOptions = {},
+  ): void {
+    const opts = typeof options === "string" ? maybeOptions : options;
     if (this.caches_are_setup()) {
       console.warn("Key value caches are already setup. You cannot call ``setup_caches()`` twice. Skipping.");
       return;
@@ -306,9 +313,8 @@ export class TransformerDecoder extends Module {
         const normed = rec.scratch(T * E * 4, "normed");
         this.norm.forward(rec, h, T, normed);
         const V = this.output.out_dim;
-        const logits = rec.scratch(T * V * 4, "logits");
+        const logits = rec.output(T * V * 4, "logits");
         this.output.forward(rec, normed, T, logits);
-        rec.temps.release(logits);
         rec.submit();
         return new DeviceTensor(gpu, logits, [batch, seq, V], "f32");
       } catch (e) {

@@ -1,0 +1,60 @@
+/** The GPU layer's promises: clear errors when WebGPU is missing, and WebGPU errors raised as exceptions. */
+import assert from "node:assert/strict";
+import { BufferOwner, DeviceTensor, Gpu, GpuError, Recorder } from "../mod.ts";
+import { swiglu } from "../src/gpu/ops.ts";
+
+Deno.test("no adapter: the error says what to install", async () => {
+  const original = navigator.gpu.requestAdapter;
+  Object.defineProperty(navigator.gpu, "requestAdapter", {
+    value: () => Promise.resolve(null),
+    configurable: true,
+  });
+  try {
+    await assert.rejects(Gpu.acquire({ quiet: true }), (e: Error) => {
+      assert.ok(e instanceof GpuError);
+      assert.match(e.message, /No WebGPU adapter/);
+      assert.match(e.message, /mesa-vulkan-drivers/);
+      assert.match(e.message, /Vulkan, Metal or Direct3D 12/);
+      return true;
+    });
+  } finally {
+    Object.defineProperty(navigator.gpu, "requestAdapter", { value: original, configurable: true });
+  }
+});
+
+Deno.test("the device gets the adapter's limits, not WebGPU's defaults", async () => {
+  const adapter = (await navigator.gpu.requestAdapter())!;
+  const gpu = await Gpu.acquire({ quiet: true });
+  try {
+    assert.equal(gpu.limits.maxBindingBytes, Math.floor(adapter.limits.maxStorageBufferBindingSize / 4) * 4);
+    assert.equal(gpu.limits.maxStorageBuffersPerShaderStage, adapter.limits.maxStorageBuffersPerShaderStage);
+    assert.equal(gpu.hasShaderF16, adapter.features.has("shader-f16"));
+    const low = await Gpu.acquire({ quiet: true, maxBindingBytes: 1000 });
+    assert.equal(low.limits.maxBindingBytes, 1000);
+    low.destroy();
+  } finally {
+    gpu.destroy();
+  }
+});
+
+Deno.test("a WebGPU validation error surfaces as an exception at the next read, not as wrong numbers", async () => {
+  const gpu = await Gpu.acquire({ quiet: true });
+  try {
+    const owner = new BufferOwner(gpu);
+    const a = owner.storage(64, "a");
+    const b = owner.storage(64, "b");
+    a.destroy(); // using a destroyed buffer is a validation error
+    gpu.scoped(() => {
+      const rec = new Recorder(gpu);
+      swiglu(rec, a, b, 16);
+      rec.submit();
+    });
+    const t = new DeviceTensor(gpu, owner.storage(16, "c"), [4], "f32");
+    await assert.rejects(t.read(), (e: Error) => e instanceof GpuError && /WebGPU error/.test(e.message));
+    // The error is reported once; later work runs normally.
+    const ok = await new DeviceTensor(gpu, owner.storage(16, "d"), [4], "f32").read();
+    assert.deepEqual(Array.from(ok.data), [0, 0, 0, 0]);
+  } finally {
+    gpu.destroy();
+  }
+});
