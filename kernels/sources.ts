@@ -16,6 +16,7 @@ import attention from "./attention.wgsl" with { type: "text" };
 import attentionCombine from "./attention_combine.wgsl" with { type: "text" };
 import swiglu from "./swiglu.wgsl" with { type: "text" };
 import gatedResidual from "./gated_residual.wgsl" with { type: "text" };
+import sample from "./sample.wgsl" with { type: "text" };
 
 /** Kernels by name; those that read a weight need a snippet from {@link WEIGHT_SNIPPETS} in front. */
 export const KERNELS = {
@@ -28,6 +29,7 @@ export const KERNELS = {
   attention_combine: attentionCombine,
   swiglu,
   gated_residual: gatedResidual,
+  sample,
 } as const satisfies Record<string, string>;
 
 /** A kernel's name. */

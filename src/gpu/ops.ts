@@ -88,6 +88,13 @@ export class Recorder {
     this.#pass.dispatchWorkgroups(...groups);
   }
 
+  /** Copies bytes between buffers (a copy cannot sit inside a compute pass: the pass is split around it). */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.#pass.end();
+    this.#encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.#pass = this.#encoder.beginComputePass();
+  }
+
   /** Ends recording and submits; scratch buffers are released (the device keeps them until done). */
   submit(): void {
     this.#pass.end();
@@ -382,4 +389,52 @@ export function gatedResidual(
       grid(rec.gpu, n * dim),
     );
   }
+}
+
+/** Sampling settings of {@link sample} (torchtune `generation.sample` plus top-p). */
+export interface SampleSettings {
+  /** Softmax temperature; 0 means greedy. */
+  temperature: number;
+  /** Keep the k largest logits (ties with the k-th survive); 0 or null = off; 1 = greedy. */
+  top_k: number | null;
+  /** Nucleus sampling mass in (0, 1]; 1 = off. */
+  top_p: number;
+  /** Seed of the counter-based random numbers. */
+  seed: number;
+}
+
+/**
+ * Samples one token per row of `logits` `[rows, vocab]` (sample.wgsl) into `next` i32 `[rows]` and
+ * `history[row * historyStride + step]`.
+ */
+export function sample(
+  rec: Recorder,
+  logits: GPUBuffer,
+  rows: number,
+  vocab: number,
+  next: GPUBuffer,
+  history: GPUBuffer,
+  historyStride: number,
+  step: number,
+  s: SampleSettings,
+): void {
+  const lw = bindWindow(rec.gpu, logits, 0, rows * vocab * 4);
+  const greedy = s.temperature <= 0 || s.top_k === 1;
+  rec.dispatch(
+    "sample",
+    undefined,
+    [lw.resource, next, history],
+    pack("ufufuuuuu", [
+      vocab,
+      s.temperature,
+      s.top_k ?? 0,
+      s.top_p,
+      s.seed >>> 0,
+      step,
+      greedy ? 1 : 0,
+      lw.elementOffset,
+      historyStride,
+    ]),
+    [rows, 1, 1],
+  );
 }

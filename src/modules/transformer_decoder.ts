@@ -2,7 +2,7 @@
 import { BufferOwner } from "../gpu/buffers.ts";
 import { getGpu, type Gpu } from "../gpu/device.ts";
 import { hostSources, type LoadProgress, uploadParameters } from "../checkpoint/upload.ts";
-import { type AttentionMask, Recorder } from "../gpu/ops.ts";
+import { Recorder } from "../gpu/ops.ts";
 import { DeviceTensor, type HostTensor } from "../gpu/tensor.ts";
 import {
   checkEncoderInput,
@@ -22,6 +22,12 @@ import type {
   TransformerCrossAttentionLayer,
   TransformerSelfAttentionLayer,
 } from "./transformer.ts";
+
+/** Token ids already on the GPU: an i32 buffer holding `[b, s]` ids in range. */
+export interface GpuTokens {
+  buffer: GPUBuffer;
+  shape: [number, number];
+}
 
 /** Cache lengths for {@link TransformerDecoder.setup_caches}; each defaults to the decoder's `max_seq_len`. */
 export interface SetupCachesOptions {
@@ -221,8 +227,39 @@ export class TransformerDecoder extends Module {
     opts: DecoderForwardOptions = {},
   ): DeviceTensor {
     const gpu = this.gpu;
+    return gpu.scoped(() => {
+      const rec = new Recorder(gpu);
+      try {
+        const { logits, shape } = this.record(rec, tokens, opts);
+        rec.submit();
+        return new DeviceTensor(gpu, logits, shape, "f32");
+      } catch (e) {
+        rec.temps.destroy();
+        throw e;
+      }
+    });
+  }
+
+  /**
+   * Records a forward pass into `rec` without submitting it, for generation loops that keep
+   * everything on the GPU: `tokens` may be a GPU buffer of i32 ids `[b, s]` (for example the
+   * previous step's sampled tokens, trusted to be in range), and `last_position_only` computes the
+   * logits of each row's last position only (`[b, 1, vocab_size]`). Checks the inputs exactly like
+   * {@link TransformerDecoder.forward}. The returned buffer is owned by the caller.
+   */
+  record(
+    rec: Recorder,
+    tokens: HostTensor<Int32Array | ArrayLike<number>> | GpuTokens,
+    opts: DecoderForwardOptions = {},
+    options: { last_position_only?: boolean } = {},
+  ): { logits: GPUBuffer; shape: number[] } {
     const emb = this.tok_embeddings;
-    const { batch, seq, ids } = checkTokens(tokens, emb.vocab_size + emb.fusion_vocab_size);
+    let batch: number, seq: number, ids: Int32Array | null = null;
+    if ("buffer" in tokens) {
+      [batch, seq] = tokens.shape;
+    } else {
+      ({ batch, seq, ids } = checkTokens(tokens, emb.vocab_size + emb.fusion_vocab_size));
+    }
     if (seq > this.max_seq_len) {
       throw new RangeError(`sequence length ${seq} exceeds the model's max_seq_len ${this.max_seq_len}`);
     }
@@ -270,8 +307,7 @@ export class TransformerDecoder extends Module {
         throw new RangeError(
           `encoder_input has ${encSeq} positions but the cross-attention cache holds ${
             cache.max_seq_len - cache.size
-          } ` +
-            "more; setup_caches with encoder_max_seq_len ≥ the encoder length, or reset_caches()",
+          } more; setup_caches with encoder_max_seq_len ≥ the encoder length, or reset_caches()`,
         );
       }
     }
@@ -283,45 +319,42 @@ export class TransformerDecoder extends Module {
       encMask = packMask("encoder_mask", opts.encoder_mask, batch, seq, width);
     }
 
-    return gpu.scoped(() => {
-      const rec = new Recorder(gpu);
-      try {
-        const T = batch * seq;
-        const E = emb.embed_dim;
-        const tokenBuf = rec.temps.upload(ids, "tokens");
-        const posBuf = rec.temps.upload(positions, "input_pos");
-        const mask: AttentionMask = selfMask
-          ? { kind: "bits", bits: rec.temps.upload(selfMask.bits, "mask"), words: selfMask.words }
-          : { kind: "causal" };
-        const call: LayerCall = {
-          rec,
-          batch,
-          seq,
-          positions: posBuf,
-          mask,
-          encoder: opts.encoder_input
-            ? { buffer: rec.temps.upload(opts.encoder_input.data, "encoder_input"), seq: encSeq }
-            : null,
-          encoder_mask: encMask
-            ? { kind: "bits", bits: rec.temps.upload(encMask.bits, "encoder_mask"), words: encMask.words }
-            : { kind: "none" },
-          skip: encMask ? rec.temps.upload(encMask.empty, "skip rows") : null,
-        };
-        const h = rec.scratch(T * E * 4, "hidden");
-        emb.forward(rec, tokenBuf, T, h);
-        for (const layer of this.layers) layer.forward(call, h);
-        const normed = rec.scratch(T * E * 4, "normed");
-        this.norm.forward(rec, h, T, normed);
-        const V = this.output.out_dim;
-        const logits = rec.output(T * V * 4, "logits");
-        this.output.forward(rec, normed, T, logits);
-        rec.submit();
-        return new DeviceTensor(gpu, logits, [batch, seq, V], "f32");
-      } catch (e) {
-        rec.temps.destroy();
-        throw e;
-      }
-    });
+    const T = batch * seq;
+    const E = emb.embed_dim;
+    const tokenBuf = "buffer" in tokens ? tokens.buffer : rec.temps.upload(ids!, "tokens");
+    const call: LayerCall = {
+      rec,
+      batch,
+      seq,
+      positions: rec.temps.upload(positions, "input_pos"),
+      mask: selfMask
+        ? { kind: "bits", bits: rec.temps.upload(selfMask.bits, "mask"), words: selfMask.words }
+        : { kind: "causal" },
+      encoder: opts.encoder_input
+        ? { buffer: rec.temps.upload(opts.encoder_input.data, "encoder_input"), seq: encSeq }
+        : null,
+      encoder_mask: encMask
+        ? { kind: "bits", bits: rec.temps.upload(encMask.bits, "encoder_mask"), words: encMask.words }
+        : { kind: "none" },
+      skip: encMask ? rec.temps.upload(encMask.empty, "skip rows") : null,
+    };
+    let h = rec.scratch(T * E * 4, "hidden");
+    emb.forward(rec, tokenBuf, T, h);
+    for (const layer of this.layers) layer.forward(call, h);
+    let rows = T;
+    if (options.last_position_only && seq > 1) {
+      // Only the last position of each row feeds the output projection (generation needs no more).
+      const last = rec.scratch(batch * E * 4, "last hidden");
+      for (let b = 0; b < batch; b++) rec.copy(h, ((b + 1) * seq - 1) * E * 4, last, b * E * 4, E * 4);
+      h = last;
+      rows = batch;
+    }
+    const normed = rec.scratch(rows * E * 4, "normed");
+    this.norm.forward(rec, h, rows, normed);
+    const V = this.output.out_dim;
+    const logits = rec.output(rows * V * 4, "logits");
+    this.output.forward(rec, normed, rows, logits);
+    return { logits, shape: [batch, rows === T ? seq : 1, V] };
   }
 
   /** Frees the GPU memory of weights and caches. The model needs loading again afterwards. */

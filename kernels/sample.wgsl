@@ -1,0 +1,219 @@
+// Token sampling on the GPU, as torchtune's generation.sample does it, plus top-p:
+//   x = logits / max(temperature, 1e-5); top_k keeps x ≥ the k-th largest value (ties survive);
+//   p = softmax over the kept; top_p keeps the smallest set of largest p whose mass reaches top_p;
+//   token = argmax_j p_j / q_j with q_j ~ Exp(1) (the exponential race: a multinomial draw).
+// greedy (temperature 0 or top_k 1) takes the first index of the largest logit.
+// q_j = −log(u_j) with u_j from a counter-based hash of (seed, step, row, j): reproducible per seed.
+// Bindings: 0 logits f32 [rows, V] (window), 1 next i32 [rows] (the next step's input tokens),
+// 2 history i32 [rows, history_stride] (every sampled id, for readback), 3 params.
+// Workgroups: 256 invocations per row (workgroup x = row). Each invocation visits V/256 logits per
+// pass: 1 max pass, 4 radix passes for top_k, 1 sum pass, 31 bisection passes for top_p, 1 race
+// pass — about 19,000 loop iterations for V = 128,256, under llvmpipe's 65,535 cap.
+struct Params {
+  vocab: u32,
+  temperature: f32,
+  top_k: u32,
+  top_p: f32,
+  seed: u32,
+  step: u32,
+  greedy: u32,
+  logits_off: u32,
+  history_stride: u32,
+}
+
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read_write> next: array<i32>;
+@group(0) @binding(2) var<storage, read_write> history: array<i32>;
+@group(0) @binding(3) var<uniform> p: Params;
+
+const WG: u32 = 256u;
+const NEG: f32 = -3.0e38;
+
+var<workgroup> red_f: array<f32, 256>;
+var<workgroup> red_u: array<u32, 256>;
+var<workgroup> hist: array<atomic<u32>, 256>;
+var<workgroup> shared_u: array<u32, 2>;
+
+fn pcg(v: u32) -> u32 {
+  let state = v * 747796405u + 2891336453u;
+  let word = ((state >> ((state >> 28u) + 4u)) ^ state) * 277803737u;
+  return (word >> 22u) ^ word;
+}
+
+// Order-preserving map from f32 to u32 (larger float → larger key).
+fn key_of(f: f32) -> u32 {
+  let b = bitcast<u32>(f);
+  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+
+fn reduce_max(lid: u32, v: f32) -> f32 {
+  red_f[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      red_f[lid] = max(red_f[lid], red_f[lid + s]);
+    }
+    workgroupBarrier();
+  }
+  let r = red_f[0];
+  workgroupBarrier();
+  return r;
+}
+
+fn reduce_sum(lid: u32, v: f32) -> f32 {
+  red_f[lid] = v;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      red_f[lid] += red_f[lid + s];
+    }
+    workgroupBarrier();
+  }
+  let r = red_f[0];
+  workgroupBarrier();
+  return r;
+}
+
+// Argmax over (score, index): larger score wins, then the smaller index.
+fn reduce_argmax(lid: u32, score: f32, idx: u32) -> u32 {
+  red_f[lid] = score;
+  red_u[lid] = idx;
+  workgroupBarrier();
+  for (var s = WG / 2u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      let a = red_f[lid];
+      let b = red_f[lid + s];
+      if (b > a || (b == a && red_u[lid + s] < red_u[lid])) {
+        red_f[lid] = b;
+        red_u[lid] = red_u[lid + s];
+      }
+    }
+    workgroupBarrier();
+  }
+  let r = red_u[0];
+  workgroupBarrier();
+  return r;
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let row = wid.x;
+  let base = p.logits_off + row * p.vocab;
+  let V = p.vocab;
+  var token = 0u;
+
+  if (p.greedy != 0u) {
+    var best = NEG;
+    var best_i = 0xffffffffu;
+    for (var j = lid; j < V; j += WG) {
+      let v = logits[base + j];
+      if (v > best) {
+        best = v;
+        best_i = j;
+      }
+    }
+    token = reduce_argmax(lid, best, best_i);
+  } else {
+    let inv_t = 1.0 / max(p.temperature, 1e-5);
+    var m = NEG;
+    for (var j = lid; j < V; j += WG) {
+      m = max(m, logits[base + j] * inv_t);
+    }
+    m = reduce_max(lid, m);
+
+    // top_k: the k-th largest key by radix select, 8 bits at a time from the top.
+    var thr_key = 0u;
+    if (p.top_k > 0u && p.top_k < V) {
+      var prefix = 0u;
+      var remaining = p.top_k;
+      for (var pass = 0u; pass < 4u; pass++) {
+        let shift = 24u - 8u * pass;
+        let mask_hi = select(0xffffffffu << (shift + 8u), 0u, pass == 0u);
+        atomicStore(&hist[lid], 0u);
+        workgroupBarrier();
+        for (var j = lid; j < V; j += WG) {
+          let k = key_of(logits[base + j] * inv_t);
+          if ((k & mask_hi) == (prefix & mask_hi)) {
+            atomicAdd(&hist[(k >> shift) & 255u], 1u);
+          }
+        }
+        workgroupBarrier();
+        if (lid == 0u) {
+          var acc = 0u;
+          var bin = 255u;
+          loop {
+            let c = atomicLoad(&hist[bin]);
+            if (acc + c >= remaining || bin == 0u) {
+              shared_u[0] = bin;
+              shared_u[1] = remaining - acc;
+              break;
+            }
+            acc += c;
+            bin -= 1u;
+          }
+        }
+        workgroupBarrier();
+        prefix = prefix | (shared_u[0] << shift);
+        remaining = shared_u[1];
+        workgroupBarrier();
+      }
+      thr_key = prefix;
+    }
+
+    var sum = 0.0;
+    for (var j = lid; j < V; j += WG) {
+      let x = logits[base + j] * inv_t;
+      if (key_of(x) >= thr_key) {
+        sum += exp(x - m);
+      }
+    }
+    sum = reduce_sum(lid, sum);
+
+    // top_p: the largest probability threshold tau whose kept mass (p ≥ tau) still reaches top_p.
+    var tau_key = 0u;
+    if (p.top_p < 1.0) {
+      var lo = 0u;
+      var hi = 0x7f800000u;
+      for (var it = 0u; it < 31u; it++) {
+        let mid = lo + (hi - lo + 1u) / 2u;
+        var mass = 0.0;
+        for (var j = lid; j < V; j += WG) {
+          let x = logits[base + j] * inv_t;
+          let pj = exp(x - m) / sum;
+          if (key_of(x) >= thr_key && bitcast<u32>(pj) >= mid) {
+            mass += pj;
+          }
+        }
+        mass = reduce_sum(lid, mass);
+        if (mass >= p.top_p) {
+          lo = mid;
+        } else {
+          hi = mid - 1u;
+        }
+      }
+      tau_key = lo;
+    }
+
+    var best = -1.0;
+    var best_i = 0xffffffffu;
+    for (var j = lid; j < V; j += WG) {
+      let x = logits[base + j] * inv_t;
+      let pj = exp(x - m) / sum;
+      if (key_of(x) >= thr_key && bitcast<u32>(pj) >= tau_key) {
+        let h = pcg(p.seed ^ pcg(p.step ^ pcg(row ^ pcg(j))));
+        let u = f32(h >> 8u) * (1.0 / 16777216.0);
+        let q = -log(u);
+        let score = pj / q;
+        if (score > best) {
+          best = score;
+          best_i = j;
+        }
+      }
+    }
+    token = reduce_argmax(lid, best, best_i);
+  }
+  if (lid == 0u) {
+    next[row] = i32(token);
+    history[row * p.history_stride + p.step] = i32(token);
+  }
+}
