@@ -126,9 +126,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     if (p.top_k > 0u && p.top_k < V) {
       var prefix = 0u;
       var remaining = p.top_k;
-      for (var pass = 0u; pass < 4u; pass++) {
-        let shift = 24u - 8u * pass;
-        let mask_hi = select(0xffffffffu << (shift + 8u), 0u, pass == 0u);
+      for (var round = 0u; round < 4u; round++) {
+        let shift = 24u - 8u * round;
+        let mask_hi = select(0xffffffffu << (shift + 8u), 0u, round == 0u);
         atomicStore(&hist[lid], 0u);
         workgroupBarrier();
         for (var j = lid; j < V; j += WG) {

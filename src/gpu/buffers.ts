@@ -68,6 +68,14 @@ export class BufferOwner {
     return buffer;
   }
 
+  /** Takes ownership of a buffer made elsewhere (destroyed with the others). */
+  adopt(buffer: GPUBuffer): void {
+    if (!this.#buffers.has(buffer)) {
+      this.#buffers.add(buffer);
+      this.bytes += buffer.size;
+    }
+  }
+
   /** Hands one buffer over to another owner (or to a tensor that frees it itself). */
   release(buffer: GPUBuffer): void {
     if (this.#buffers.delete(buffer)) this.bytes -= buffer.size;

@@ -40,6 +40,7 @@ export class Readback {
         gpu.assertAlive();
         throw new GpuError(`reading back from the GPU failed: ${(e as Error).message}`);
       }
+      await gpu.checkErrors();
       const out = new Uint8Array(this.#buffer.getMappedRange().slice(0, this.#bytes));
       this.#buffer.unmap();
       return out;

@@ -186,6 +186,36 @@ export class TransformerDecoder extends Module {
     }
   }
 
+  /**
+   * Makes caches fit a generation: resets them when they already hold `batch_size` rows and at least
+   * the requested lengths, else rebuilds them at exactly these lengths. (Not in torchtune, whose
+   * recipes call `setup_caches` once.)
+   */
+  prepare_caches(
+    batch_size: number,
+    opts: { decoder_max_seq_len: number; encoder_max_seq_len?: number | null },
+  ): void {
+    const self = this.#selfAttentionLayers()[0]?.attn.kv_cache;
+    const cross = this.#crossAttentionLayers()[0]?.attn.kv_cache;
+    const fits = self && self.batch_size === batch_size && self.max_seq_len >= opts.decoder_max_seq_len &&
+      (!cross || opts.encoder_max_seq_len == null || cross.max_seq_len >= opts.encoder_max_seq_len);
+    if (fits) {
+      this.reset_caches();
+      return;
+    }
+    this.delete_caches();
+    this.setup_caches(batch_size, {
+      decoder_max_seq_len: opts.decoder_max_seq_len,
+      // Without an image the cross-attention caches stay empty: keep them minimal.
+      encoder_max_seq_len: opts.encoder_max_seq_len ?? 1,
+    });
+  }
+
+  /** Frees the caches and turns caching off (not in torchtune; `setup_caches` may be called again). */
+  delete_caches(): void {
+    this.#dropCaches();
+  }
+
   /** Whether caches were set up (torchtune `caches_are_setup`). */
   caches_are_setup(): boolean {
     return this.#caches.length > 0;
