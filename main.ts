@@ -1,89 +1,112 @@
 /**
- * Command line: `deno run main.ts generate` runs greedy, KV-cached decoding on a checkpoint folder
- * (default: the bundled tiny random model, so it works offline) and streams the generated token ids.
+ * The command line: `generate` (stream text from a Llama 3.2 Vision checkpoint), `download` (fetch a
+ * checkpoint into the Hugging Face cache) and `info` (adapter and model facts).
  *
  * @module
  */
-import { Command, InvalidArgumentError } from "@commander-js/extra-typings";
-import { fileURLToPath } from "node:url";
-import { loadCheckpoint } from "./mod.ts";
+import { Command, InvalidArgumentError, Option } from "@commander-js/extra-typings";
+import { generateCommand } from "./src/cli/generate.ts";
+import { infoCommand } from "./src/cli/info.ts";
+import { downloadCommand } from "./src/cli/download.ts";
+import { BUNDLED_NAME } from "./src/cli/bundled.ts";
 
-const DEFAULT_MODEL = fileURLToPath(new URL("./assets/tiny-random", import.meta.url));
+function integer(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}`);
+    return n;
+  };
+}
 
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError("expected a positive integer");
-  return n;
+function number(check: (n: number) => boolean, what: string) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (value.trim() === "" || !Number.isFinite(n) || !check(n)) {
+      throw new InvalidArgumentError(`expected ${what}`);
+    }
+    return n;
+  };
 }
 
 function tokenIds(value: string): number[] {
-  const ids = value.split(",").map((s) => Number(s.trim()));
+  const ids = value.split(/[\s,]+/).filter(Boolean).map(Number);
   if (ids.length === 0 || ids.some((v) => !Number.isInteger(v) || v < 0)) {
-    throw new InvalidArgumentError("expected comma-separated non-negative integers, e.g. 1,17,42");
+    throw new InvalidArgumentError("expected comma-separated non-negative integers, e.g. 128000,9906");
   }
   return ids;
 }
 
-/** Greedy cached decoding: prefill the prompt, then feed one token per step, streaming ids to stdout. */
-async function generate(opts: { model: string; tokens: number[]; maxNewTokens: number }): Promise<void> {
-  if (opts.model === DEFAULT_MODEL) {
-    console.error("note: using the bundled tiny random model; its output is meaningless ids");
-  }
-  const t0 = performance.now();
-  using model = await loadCheckpoint(opts.model);
-  const loadMs = performance.now() - t0;
-  const prompt = opts.tokens;
-  const total = prompt.length + opts.maxNewTokens;
-  model.setup_caches(1, { decoder_max_seq_len: total });
-  const V = model.output.out_dim;
-  const causal = (row0: number, n: number) => {
-    const data = new Uint8Array(n * total);
-    for (let i = 0; i < n; i++) data.fill(1, i * total, i * total + row0 + i + 1);
-    return { data, shape: [1, n, total] };
-  };
-  const encoder = new TextEncoder();
-  let input = new Int32Array(prompt);
-  let pos = 0;
-  const t1 = performance.now();
-  for (let step = 0; step < opts.maxNewTokens; step++) {
-    const n = input.length;
-    using logits = model.forward({ data: input, shape: [1, n] }, {
-      mask: causal(pos, n),
-      input_pos: { data: Int32Array.from({ length: n }, (_, i) => pos + i), shape: [1, n] },
-    });
-    const { data } = await logits.read();
-    let best = 0;
-    for (let j = 1; j < V; j++) if (data[(n - 1) * V + j] > data[(n - 1) * V + best]) best = j;
-    await Deno.stdout.write(encoder.encode(`${step > 0 ? " " : ""}${best}`));
-    pos += n;
-    input = new Int32Array([best]);
-  }
-  await Deno.stdout.write(encoder.encode("\n"));
-  const secs = (performance.now() - t1) / 1000;
-  console.error(
-    `loaded in ${
-      (loadMs / 1000).toFixed(2)
-    } s; ${prompt.length} prompt + ${opts.maxNewTokens} new tokens in ` +
-      `${secs.toFixed(2)} s (${((prompt.length + opts.maxNewTokens) / secs).toFixed(1)} tokens/s)`,
-  );
-}
+const collect = (value: string, previous: string[]) => [...previous, value];
 
 /** The command-line program (exported for tests). */
 export function program(): Command {
   const cli = new Command()
     .name("llama-vision")
-    .description("Llama 3.2 Vision on WebGPU")
-    .showHelpAfterError();
+    .description("Llama 3.2 Vision on WebGPU: generate text from Hugging Face checkpoints")
+    .showHelpAfterError()
+    .configureOutput({ writeOut: (s) => Deno.stdout.writeSync(new TextEncoder().encode(s)) });
+
   cli.command("generate")
-    .description("greedy, KV-cached decoding of prompt token ids; ids stream to stdout")
+    .description("generate text from a prompt; text streams to stdout, progress and statistics go to stderr")
     .option(
-      "--model <dir>",
-      "checkpoint folder: config.json + model.safetensors (or shards with model.safetensors.index.json)",
-      DEFAULT_MODEL,
+      "--model <repo or folder>",
+      "Hugging Face repo id (org/name) or a local checkpoint folder",
+      BUNDLED_NAME,
     )
-    .option("--tokens <ids>", "prompt token ids, comma-separated", tokenIds, [1, 17, 42, 99, 7])
-    .option("--max-new-tokens <n>", "tokens to generate", positiveInt, 16)
-    .action(async (o) => await generate({ model: o.model, tokens: o.tokens, maxNewTokens: o.maxNewTokens }));
+    .option("--revision <rev>", "branch, tag or commit of a Hub repo", "main")
+    .option("--prompt <text>", "the prompt (default: read from stdin)")
+    .option("--system <text>", "a system message (chat mode)")
+    .option("--no-chat", "use the prompt as raw text instead of applying the chat template")
+    .option(
+      "--max-new-tokens <n>",
+      "tokens to generate (default: generation_config.json, else 256)",
+      integer(1),
+    )
+    .option("--temperature <t>", "sampling temperature, 0 = greedy", number((n) => n >= 0, "a number ≥ 0"))
+    .option("--top-k <k>", "sample from the k most likely tokens (1 = greedy)", integer(1))
+    .option(
+      "--top-p <p>",
+      "nucleus sampling mass in (0, 1]",
+      number((n) => n > 0 && n <= 1, "a number in (0, 1]"),
+    )
+    .option("--seed <n>", "random seed for reproducible sampling", integer(0))
+    .option("--stop <text>", "stop when this text is generated (repeatable)", collect, [] as string[])
+    .addOption(
+      new Option("--token-ids <ids>", "prompt as token ids, bypassing the tokenizer").argParser(tokenIds),
+    )
+    .option("--ids", "print generated token ids instead of text")
+    .action(async (o) => {
+      await generateCommand({
+        model: o.model,
+        revision: o.revision,
+        prompt: o.prompt,
+        system: o.system,
+        chat: o.chat,
+        maxNewTokens: o.maxNewTokens,
+        temperature: o.temperature,
+        topK: o.topK,
+        topP: o.topP,
+        seed: o.seed,
+        stop: o.stop,
+        tokenIds: o.tokenIds,
+        ids: o.ids ?? false,
+      });
+    });
+
+  cli.command("download")
+    .description(
+      "fetch a checkpoint from the Hugging Face Hub into the cache (only the files generation needs)",
+    )
+    .argument("<repo>", "repo id, e.g. meta-llama/Llama-3.2-11B-Vision-Instruct")
+    .option("--revision <rev>", "branch, tag or commit", "main")
+    .action(async (repo, o) => await downloadCommand(repo, { revision: o.revision }));
+
+  cli.command("info")
+    .description("show the WebGPU adapter and its limits, and a model's configuration and memory needs")
+    .option("--model <repo or folder>", "a Hub repo id or a local checkpoint folder")
+    .option("--revision <rev>", "branch, tag or commit of a Hub repo", "main")
+    .option("--context <n>", "context length for the KV-cache estimate", integer(1))
+    .action(async (o) => await infoCommand({ model: o.model, revision: o.revision, context: o.context }));
   return cli as unknown as Command;
 }
 

@@ -52,3 +52,25 @@ export {
   TransformerSelfAttentionLayer,
 } from "./src/modules/transformer.ts";
 export { FusionEmbedding, FusionLayer } from "./src/modules/model_fusion.ts";
+export {
+  generate,
+  type GenerateOptions,
+  type GenerateStats,
+  type GenerateStep,
+  generateStream,
+} from "./src/generation/generate.ts";
+export { resolveSampling, type SamplingOptions } from "./src/generation/sampling.ts";
+export { LlamaTokenizer } from "./src/tokenizer/tokenizer.ts";
+export { type ChatMessage, loadChatTemplate, renderPrompt } from "./src/tokenizer/chat.ts";
+export { TextStreamer } from "./src/tokenizer/streamer.ts";
+export {
+  downloadModel,
+  type DownloadOptions,
+  type DownloadProgress,
+  type DownloadResult,
+} from "./src/hub/download.ts";
+export { resolveModelDir } from "./src/hub/resolve.ts";
+export type { GpuTokens } from "./src/modules/transformer_decoder.ts";
+export type { SampleSettings } from "./src/gpu/ops.ts";
+export type { DecodeOptions, EncodeOptions } from "./src/tokenizer/tokenizer.ts";
+export type { ContentPart, RenderedPrompt, RenderOptions } from "./src/tokenizer/chat.ts";

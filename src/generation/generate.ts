@@ -42,7 +42,9 @@ export interface GenerateStep {
 
 /** Timing of a generation, for statistics lines. */
 export interface GenerateStats {
+  /** Prompt tokens over the batch. */
   prompt_tokens: number;
+  /** Generated tokens over the batch. */
   generated_tokens: number;
   /** Milliseconds from the start until the first token was on the host (prefill + one readback). */
   prefill_ms: number;

@@ -25,7 +25,9 @@ import type {
 
 /** Token ids already on the GPU: an i32 buffer holding `[b, s]` ids in range. */
 export interface GpuTokens {
+  /** i32 ids, row-major `[b, s]`. */
   buffer: GPUBuffer;
+  /** `[b, s]`. */
   shape: [number, number];
 }
 
