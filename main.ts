@@ -71,6 +71,12 @@ export function program(): Command {
     )
     .option("--seed <n>", "random seed for reproducible sampling", integer(0))
     .option("--stop <text>", "stop when this text is generated (repeatable)", collect, [] as string[])
+    .option(
+      "--image <path>",
+      "an image (JPEG, PNG or WebP) to show the model (repeatable)",
+      collect,
+      [] as string[],
+    )
     .addOption(
       new Option("--token-ids <ids>", "prompt as token ids, bypassing the tokenizer").argParser(tokenIds),
     )
@@ -90,6 +96,7 @@ export function program(): Command {
         stop: o.stop,
         tokenIds: o.tokenIds,
         ids: o.ids ?? false,
+        images: o.image,
       });
     });
 

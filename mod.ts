@@ -74,3 +74,43 @@ export type { GpuTokens } from "./src/modules/transformer_decoder.ts";
 export type { SampleSettings } from "./src/gpu/ops.ts";
 export type { DecodeOptions, EncodeOptions } from "./src/tokenizer/tokenizer.ts";
 export type { ContentPart, RenderedPrompt, RenderOptions } from "./src/tokenizer/chat.ts";
+export { DeepFusionModel } from "./src/modules/deep_fusion_model.ts";
+export { Llama3VisionEncoder, Llama3VisionProjectionHead } from "./src/modules/vision_encoder.ts";
+export {
+  TiledTokenPositionalEmbedding,
+  TilePositionalEmbedding,
+  TokenPositionalEmbedding,
+  VisionTransformer,
+  type VisionTransformerOutput,
+} from "./src/modules/vision_transformer.ts";
+export { LayerNorm } from "./src/modules/layer_norm.ts";
+export type { Activation } from "./src/modules/feed_forward.ts";
+export type { Norm } from "./src/modules/transformer.ts";
+export type { GpuEncoderOutput, VisionEncoderInput } from "./src/modules/decoder_inputs.ts";
+export { llama3_2_vision_encoder, llama3_mlp } from "./src/models/llama3_2_vision/component_builders.ts";
+export { llama3_2_vision_11b, llama3_2_vision_90b } from "./src/models/llama3_2_vision/model_builders.ts";
+export type { Llama3VisionModel } from "./src/models/llama3_2_vision/load_checkpoint.ts";
+export {
+  encoderArgsFromConfig,
+  LLAMA3_2_VISION_11B_ENCODER_ARGS,
+  LLAMA3_2_VISION_90B_ENCODER_ARGS,
+  type Llama3VisionEncoderArgs,
+  type ResolvedEncoderArgs,
+  resolveEncoderArgs,
+} from "./src/models/llama3_2_vision/encoder_args.ts";
+export {
+  CLIPImageTransform,
+  type CLIPImageTransformOptions,
+  type CLIPImageTransformOutput,
+  find_supported_resolutions,
+  get_canvas_best_fit,
+  type RgbImage,
+} from "./src/models/llama3_2_vision/image_transform.ts";
+export {
+  imageAttentionIntervals,
+  visionCrossAttentionMask,
+} from "./src/models/llama3_2_vision/cross_attention_mask.ts";
+export { type PreparedImages, prepareImages } from "./src/models/llama3_2_vision/vision_inputs.ts";
+export { decodeImage, loadImage } from "./src/image/decode.ts";
+export type { RowRef } from "./src/gpu/ops_vision.ts";
+export type { DecodedImage, DecodeImageOptions } from "./src/image/decode.ts";

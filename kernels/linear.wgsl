@@ -1,7 +1,7 @@
-// Linear layer without bias, y = x · Wᵀ, for one row-chunk of W (nn.Linear weight [out, in]).
-// out[m, n0 + n] = sum_k x[m, k] * W[n, k] for m < M, n < rows (the chunk's rows), k < K.
+// Linear layer, y = x · Wᵀ (+ bias), for one row-chunk of W (nn.Linear weight [out, in]).
+// out[m, n0 + n] = sum_k x[m, k] * W[n, k] (+ bias[n0 + n]) for m < M, n < rows (the chunk's rows), k < K.
 // Bindings: 0 weight (snippet: f32, bf16 or f16), 1 x f32 [M, K] (window), 2 out f32 [M, out_stride]
-// (window), 3 params.
+// (window), 3 bias f32 [out_stride] (unused when has_bias = 0), 4 params.
 // Workgroups: 64 invocations along x; each invocation computes a 4×4 tile (4 tokens × 4 weight rows),
 // reading K in steps of 4, so its loop runs K/4 times (7168 for K = 28672: far below llvmpipe's cap).
 struct Params {
@@ -12,11 +12,13 @@ struct Params {
   n0: u32,
   x_off: u32,
   out_off: u32,
+  has_bias: u32,
 }
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<uniform> p: Params;
 
 fn x4(m: u32, k: u32) -> vec4<f32> {
   let b = p.x_off + m * p.K + k;
@@ -66,7 +68,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var i = 0u; i < m_valid; i++) {
     let row = p.out_off + (m_base + i) * p.out_stride + p.n0 + n_base;
     for (var j = 0u; j < n_valid; j++) {
-      out[row + j] = accs[i][j];
+      var b = 0.0;
+      if (p.has_bias != 0u) {
+        b = bias[p.n0 + n_base + j];
+      }
+      out[row + j] = accs[i][j] + b;
     }
   }
 }

@@ -17,6 +17,12 @@ import attentionCombine from "./attention_combine.wgsl" with { type: "text" };
 import swiglu from "./swiglu.wgsl" with { type: "text" };
 import gatedResidual from "./gated_residual.wgsl" with { type: "text" };
 import sample from "./sample.wgsl" with { type: "text" };
+import layerNorm from "./layer_norm.wgsl" with { type: "text" };
+import gelu from "./gelu.wgsl" with { type: "text" };
+import patchify from "./patchify.wgsl" with { type: "text" };
+import visionEmbed from "./vision_embed.wgsl" with { type: "text" };
+import broadcastAdd from "./broadcast_add.wgsl" with { type: "text" };
+import interleaveColumns from "./interleave_columns.wgsl" with { type: "text" };
 
 /** Kernels by name; those that read a weight need a snippet from {@link WEIGHT_SNIPPETS} in front. */
 export const KERNELS = {
@@ -30,6 +36,12 @@ export const KERNELS = {
   swiglu,
   gated_residual: gatedResidual,
   sample,
+  layer_norm: layerNorm,
+  gelu,
+  patchify,
+  vision_embed: visionEmbed,
+  broadcast_add: broadcastAdd,
+  interleave_columns: interleaveColumns,
 } as const satisfies Record<string, string>;
 
 /** A kernel's name. */

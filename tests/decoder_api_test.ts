@@ -13,7 +13,7 @@ import {
   resolveDecoderArgs,
   scale_hidden_dim_for_mlp,
 } from "../mod.ts";
-import { checkpointDir } from "./helpers/checkpoints.ts";
+import { checkpointDir, loadDecoder } from "./helpers/checkpoints.ts";
 import { fixtureDir, maxAbsDiff } from "./helpers/golden.ts";
 import { writeSafetensors } from "./helpers/safetensors_writer.ts";
 
@@ -69,7 +69,7 @@ Deno.test("forward before loading weights says how to load them", () => {
 });
 
 Deno.test("forward: bad tokens, lengths, shapes and masks give clear errors", async () => {
-  using model = await loadCheckpoint(await checkpointDir("tiny_gqa"), { gpu });
+  using model = await loadDecoder(await checkpointDir("tiny_gqa"), { gpu });
   assert.throws(() => model.forward(ids([1, 328])), /token id 328 .* outside \[0, 328\)/);
   assert.throws(() => model.forward(ids([1, -1])), /token id -1/);
   assert.throws(() => model.forward({ data: [1, 2.5], shape: [1, 2] }), /token id 2.5/);
@@ -105,7 +105,7 @@ Deno.test("forward: bad tokens, lengths, shapes and masks give clear errors", as
 });
 
 Deno.test("caches: required arguments, batch size and overflow", async () => {
-  using model = await loadCheckpoint(await checkpointDir("tiny_gqa"), { gpu });
+  using model = await loadDecoder(await checkpointDir("tiny_gqa"), { gpu });
   assert.equal(model.caches_are_enabled(), false);
   assert.throws(() => model.reset_caches(), /setup_caches/);
   assert.throws(() => model.setup_caches(0), /batch_size must be a positive integer/);
@@ -194,7 +194,7 @@ Deno.test("loadCheckpoint: truncated or corrupt files and a missing config are e
 });
 
 Deno.test("destroy() frees the weights; forward afterwards says so", async () => {
-  const model = await loadCheckpoint(await checkpointDir("tiny_gqa"), { gpu });
+  const model = await loadDecoder(await checkpointDir("tiny_gqa"), { gpu });
   const t = model.forward(ids([1, 2]));
   await t.read();
   t.destroy();
@@ -204,7 +204,7 @@ Deno.test("destroy() frees the weights; forward afterwards says so", async () =>
 });
 
 Deno.test("int64 (BigInt64Array) ids and positions are accepted like Int32Array", async () => {
-  using model = await loadCheckpoint(await checkpointDir("tiny_gqa"), { gpu });
+  using model = await loadDecoder(await checkpointDir("tiny_gqa"), { gpu });
   const a = await model.forward(ids([5, 6, 7])).read();
   const b = await model.forward({
     data: new BigInt64Array([5n, 6n, 7n]) as unknown as Int32Array,
@@ -217,13 +217,13 @@ Deno.test("int64 (BigInt64Array) ids and positions are accepted like Int32Array"
 
 Deno.test("device loss: forward and pending reads fail with a clear error; a new device works", async () => {
   const own = await Gpu.acquire({ quiet: true });
-  const model = await loadCheckpoint(await checkpointDir("tiny_gqa"), { gpu: own });
+  const model = await loadDecoder(await checkpointDir("tiny_gqa"), { gpu: own });
   const pending = model.forward(ids([1, 2, 3]));
   own.destroy();
   await assert.rejects(pending.read(), /lost|destroyed|WebGPU/i);
   await new Promise((r) => setTimeout(r, 0));
   assert.throws(() => model.forward(ids([1, 2])), /device was lost/);
-  using fresh = await loadCheckpoint(await checkpointDir("tiny_gqa"), {
+  using fresh = await loadDecoder(await checkpointDir("tiny_gqa"), {
     gpu: await Gpu.acquire({ quiet: true }),
   });
   assert.equal((await fresh.forward(ids([1, 2])).read()).shape.join(), "1,2,320");

@@ -4,8 +4,8 @@
  * `generate`, BF16 weights, and the row-split path for weights larger than one binding.
  */
 import assert from "node:assert/strict";
-import { Gpu, loadCheckpoint, type TransformerDecoder } from "../mod.ts";
-import { checkpointDir } from "./helpers/checkpoints.ts";
+import { Gpu, type TransformerDecoder } from "../mod.ts";
+import { checkpointDir, loadDecoder } from "./helpers/checkpoints.ts";
 import { argmaxRow, fixtureDir, type GoldenTensor, maxAbsDiff, readGolden } from "./helpers/golden.ts";
 
 const TOL = 1e-4;
@@ -97,7 +97,7 @@ async function cachedDecode(model: TransformerDecoder, g: Map<string, GoldenTens
 for (const name of ["tiny_gqa", "tiny_textonly"]) {
   Deno.test(`${name}: full-forward logits match torchtune within ${TOL}`, async () => {
     const g = await golden(name);
-    using model = await loadCheckpoint(await checkpointDir(name), { gpu });
+    using model = await loadDecoder(await checkpointDir(name), { gpu });
     const err = maxAbsDiff(await fullForward(model, g), g.get("logits")!.data);
     console.log(`${name} full forward max |Δ| = ${err.toExponential(2)}`);
     assert.ok(err < TOL, `max abs error ${err}`);
@@ -105,7 +105,7 @@ for (const name of ["tiny_gqa", "tiny_textonly"]) {
 
   Deno.test(`${name}: KV-cached decoding matches torchtune and greedy ids are exact`, async () => {
     const g = await golden(name);
-    using model = await loadCheckpoint(await checkpointDir(name), { gpu });
+    using model = await loadDecoder(await checkpointDir(name), { gpu });
     const { logits, ids } = await cachedDecode(model, g);
     const err = maxAbsDiff(logits, g.get("decode_logits")!.data);
     console.log(`${name} cached decode max |Δ| = ${err.toExponential(2)}`);
@@ -116,7 +116,7 @@ for (const name of ["tiny_gqa", "tiny_textonly"]) {
 
 Deno.test("tiny_gqa: reset_caches() then decoding again gives the same logits", async () => {
   const g = await golden("tiny_gqa");
-  using model = await loadCheckpoint(await checkpointDir("tiny_gqa"), { gpu });
+  using model = await loadDecoder(await checkpointDir("tiny_gqa"), { gpu });
   const first = await cachedDecode(model, g);
   model.reset_caches();
   assert.ok(model.caches_are_enabled());
@@ -127,7 +127,7 @@ Deno.test("tiny_gqa: reset_caches() then decoding again gives the same logits", 
 
 Deno.test("tiny_textonly: left-padded batch through torchtune generate()'s masks and positions", async () => {
   const g = await golden("tiny_textonly");
-  using model = await loadCheckpoint(await checkpointDir("tiny_textonly"), { gpu });
+  using model = await loadDecoder(await checkpointDir("tiny_textonly"), { gpu });
   const prompt = t(g, "pad_prompt");
   const [batch, seq] = prompt.shape;
   const steps = 7;
@@ -190,7 +190,7 @@ Deno.test("tiny_textonly: left-padded batch through torchtune generate()'s masks
 
 Deno.test("tiny_gqa: BF16 weights stay bf16 on the GPU and match bf16w_logits within 1e-3", async () => {
   const g = await golden("tiny_gqa");
-  using model = await loadCheckpoint(await checkpointDir("tiny_gqa", "weights_hf_bf16.safetensors"), { gpu });
+  using model = await loadDecoder(await checkpointDir("tiny_gqa", "weights_hf_bf16.safetensors"), { gpu });
   const q = model.named_parameters().find(([n]) => n === "layers.0.attn.q_proj.weight")![1];
   assert.equal(q.storage.dtype, "bf16");
   const err = maxAbsDiff(await fullForward(model, g), g.get("bf16w_logits")!.data);
@@ -202,7 +202,7 @@ Deno.test("tiny_gqa: weights split across many bindings (lowered binding limit) 
   const g = await golden("tiny_gqa");
   const small = await Gpu.acquire({ quiet: true, maxBindingBytes: 8192 });
   try {
-    using model = await loadCheckpoint(await checkpointDir("tiny_gqa"), { gpu: small });
+    using model = await loadDecoder(await checkpointDir("tiny_gqa"), { gpu: small });
     const emb = model.tok_embeddings.weight.storage;
     const out = model.output.weight.storage;
     assert.ok(emb.chunks.length > 1 && out.chunks.length > 1, "embedding and output are split by rows");
@@ -251,8 +251,8 @@ Deno.test("tiny_gqa: F16 weights stay f16 on the GPU and equal f32 compute on th
   const dirB = await checkpointDir("tiny_gqa");
   await writeSafetensors(join(dirA, "model.safetensors"), f16);
   await writeSafetensors(join(dirB, "model.safetensors"), f32);
-  using a = await loadCheckpoint(dirA, { gpu });
-  using b = await loadCheckpoint(dirB, { gpu });
+  using a = await loadDecoder(dirA, { gpu });
+  using b = await loadDecoder(dirB, { gpu });
   assert.equal(a.layers[0].named_parameters()[0][1].storage.dtype, "f16");
   const la = await fullForward(a, g);
   const lb = await fullForward(b, g);
@@ -287,7 +287,7 @@ Deno.test("tiny_gqa: shards with index.json and the model.language_model.* spell
     join(dir, "model.safetensors.index.json"),
     JSON.stringify({ metadata: {}, weight_map }),
   );
-  using model = await loadCheckpoint(dir, { gpu });
+  using model = await loadDecoder(dir, { gpu });
   const err = maxAbsDiff(await fullForward(model, g), g.get("logits")!.data);
   assert.ok(err < TOL, `max abs error ${err}`);
 });

@@ -4,19 +4,19 @@
  * probabilities (temperature, top_k with ties, top_p).
  */
 import assert from "node:assert/strict";
-import { BufferOwner, Gpu, loadCheckpoint, Recorder } from "../mod.ts";
+import { BufferOwner, Gpu, Recorder } from "../mod.ts";
 import { generate, generateStream } from "../src/generation/generate.ts";
 import { resolveSampling } from "../src/generation/sampling.ts";
 import { sample } from "../src/gpu/ops.ts";
 import { Readback } from "../src/gpu/readback.ts";
-import { checkpointDir } from "./helpers/checkpoints.ts";
+import { checkpointDir, loadDecoder } from "./helpers/checkpoints.ts";
 import { fixtureDir, readGolden } from "./helpers/golden.ts";
 
 const gpu = await Gpu.acquire({ quiet: true });
 
 Deno.test("generate(top_k=1) reproduces torchtune's tokens, also for the left-padded batch", async () => {
   const g = await readGolden(`${fixtureDir("tiny_textonly")}/tensors.safetensors`);
-  using model = await loadCheckpoint(await checkpointDir("tiny_textonly"), { gpu });
+  using model = await loadDecoder(await checkpointDir("tiny_textonly"), { gpu });
   for (
     const [promptName, expected] of [["tokens", "generate_tokens"], ["pad_prompt", "pad_generate_tokens"]]
   ) {
@@ -33,7 +33,7 @@ Deno.test("generate(top_k=1) reproduces torchtune's tokens, also for the left-pa
 
 Deno.test("generate: stop tokens end the sequence, later ids become pad_id", async () => {
   const g = await readGolden(`${fixtureDir("tiny_textonly")}/tensors.safetensors`);
-  using model = await loadCheckpoint(await checkpointDir("tiny_textonly"), { gpu });
+  using model = await loadDecoder(await checkpointDir("tiny_textonly"), { gpu });
   const p = g.get("tokens")!;
   const want = g.get("generate_tokens")!.data as Int32Array; // [2, 16], prompt 9
   const stop = want[9 + 2]; // row 0's third generated id
@@ -51,7 +51,7 @@ Deno.test("generate: stop tokens end the sequence, later ids become pad_id", asy
 });
 
 Deno.test("seeded sampling is reproducible and the seed matters", async () => {
-  using model = await loadCheckpoint(await checkpointDir("tiny_gqa"), { gpu });
+  using model = await loadDecoder(await checkpointDir("tiny_gqa"), { gpu });
   const prompt = { data: new Int32Array([1, 5, 9, 14]), shape: [1, 4] };
   const run = async (seed: number) =>
     Array.from((await generate(model, prompt, { max_new_tokens: 12, temperature: 5, seed })).data);
@@ -61,7 +61,7 @@ Deno.test("seeded sampling is reproducible and the seed matters", async () => {
 });
 
 Deno.test("concurrent generate calls on one model are serialised, each equal to running alone", async () => {
-  using model = await loadCheckpoint(await checkpointDir("tiny_gqa"), { gpu });
+  using model = await loadDecoder(await checkpointDir("tiny_gqa"), { gpu });
   const prompt = { data: new Int32Array([3, 4, 5]), shape: [1, 3] };
   const alone = await generate(model, prompt, { max_new_tokens: 6, top_k: 1 });
   const both = await Promise.all([
@@ -75,7 +75,7 @@ Deno.test("concurrent generate calls on one model are serialised, each equal to 
 });
 
 Deno.test("generate: bad arguments are refused with the valid range", async () => {
-  using model = await loadCheckpoint(await checkpointDir("tiny_gqa"), { gpu });
+  using model = await loadDecoder(await checkpointDir("tiny_gqa"), { gpu });
   const prompt = { data: new Int32Array([1, 2]), shape: [1, 2] };
   const bad: [Record<string, number>, RegExp][] = [
     [{ temperature: -1 }, /temperature must be a finite number ≥ 0/],

@@ -8,9 +8,10 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Gpu, llama3_2_vision_decoder, loadCheckpoint, type TransformerDecoder } from "../mod.ts";
+import { Gpu, llama3_2_vision_decoder, type TransformerDecoder } from "../mod.ts";
 import { SafetensorsFile, toFloat32 } from "../src/checkpoint/safetensors.ts";
 import { argmaxRow, fixtureDir, maxAbsDiff, readGolden } from "./helpers/golden.ts";
+import { loadDecoder } from "./helpers/checkpoints.ts";
 import {
   type F32Tensor,
   randomTuneWeights,
@@ -293,7 +294,7 @@ function f32Model(c: Case) {
   let m = models.get(c.name);
   if (!m) {
     m = writeCase(c, false).then(async ({ dir, weights }) => ({
-      model: await loadCheckpoint(dir, { gpu }),
+      model: await loadDecoder(dir, { gpu }),
       weights,
       dir,
     }));
@@ -417,7 +418,7 @@ Deno.test(`${CASES[0].name}: BF16 checkpoint matches the reference on bf16-round
   const c = CASES[0];
   const { dir, weights } = await writeCase(c, true);
   try {
-    using model = await loadCheckpoint(dir, { gpu });
+    using model = await loadDecoder(dir, { gpu });
     const q = model.named_parameters().find(([n]) => n === "layers.0.attn.q_proj.weight")![1];
     assert.equal(q.storage.dtype, "bf16");
     await fullWithImage(c, model, weights, `${c.name} bf16`);

@@ -6,7 +6,8 @@
  */
 import type { WeightDtype } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
-import type { TransformerDecoder } from "../modules/transformer_decoder.ts";
+import type { BufferOwner } from "../gpu/buffers.ts";
+import type { Parameter } from "../modules/module.ts";
 import { type SafetensorsDtype, toFloat32 } from "./safetensors.ts";
 
 /** Where one parameter's values come from: rows of raw little-endian bytes in `dtype`. */
@@ -18,6 +19,16 @@ export interface ParamSource {
   read(rowStart: number, rowCount: number): Promise<Uint8Array>;
   /** Name to use in error messages (e.g. the checkpoint file and tensor). */
   describe: string;
+}
+
+/** A model whose parameters a loader fills: the decoder, or the fusion model. */
+export interface Loadable {
+  /** Every parameter with its torchtune name. */
+  named_parameters(): [string, Parameter][];
+  /** Binds the model to a device; returns the owner its weights are allocated on. */
+  attach(gpu: Gpu): BufferOwner;
+  /** Frees everything (used when a load fails half-way). */
+  destroy(): void;
 }
 
 /** Progress of a load: bytes uploaded so far and in total. */
@@ -35,7 +46,7 @@ const ITEM: Record<SafetensorsDtype, number> = { F32: 4, BF16: 2, F16: 2 };
  * on failure.
  */
 export async function uploadParameters(
-  model: TransformerDecoder,
+  model: Loadable,
   sources: Map<string, ParamSource>,
   gpu: Gpu,
   onProgress?: LoadProgress,

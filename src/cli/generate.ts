@@ -7,6 +7,11 @@
 import { join } from "node:path";
 import { type GenerateStats, generateStream } from "../generation/generate.ts";
 import { loadCheckpoint } from "../models/llama3_2_vision/load_checkpoint.ts";
+import { visionCrossAttentionMask } from "../models/llama3_2_vision/cross_attention_mask.ts";
+import { prepareImages } from "../models/llama3_2_vision/vision_inputs.ts";
+import { DeepFusionModel } from "../modules/deep_fusion_model.ts";
+import type { HostMask, VisionEncoderInput } from "../modules/decoder_inputs.ts";
+import { type DecodedImage, loadImage } from "../image/decode.ts";
 import { resolveModelDir } from "../hub/resolve.ts";
 import { progressReporter } from "../hub/progress.ts";
 import { type ChatMessage, loadChatTemplate, renderPrompt } from "../tokenizer/chat.ts";
@@ -32,6 +37,7 @@ export interface GenerateCommandOptions {
   stop: string[];
   tokenIds?: number[];
   ids: boolean;
+  images: string[];
 }
 
 interface GenerationDefaults {
@@ -98,7 +104,11 @@ export async function generateCommand(opts: GenerateCommandOptions): Promise<num
     if (opts.chat) {
       const messages: ChatMessage[] = [];
       if (opts.system) messages.push({ role: "system", content: [{ type: "text", text: opts.system }] });
-      messages.push({ role: "user", content: [{ type: "text", text }] });
+      // Images come first in the user turn, as in Meta's and Hugging Face's examples.
+      messages.push({
+        role: "user",
+        content: [...opts.images.map(() => ({ type: "image" as const })), { type: "text", text }],
+      });
       promptIds = renderPrompt(tokenizer, messages, {
         chat_template: await loadChatTemplate(dir),
         add_generation_prompt: true,
@@ -107,20 +117,41 @@ export async function generateCommand(opts: GenerateCommandOptions): Promise<num
       promptIds = tokenizer.encode(text, { add_special_tokens: true });
     }
   }
+  // Decode the images before the (long) weight upload, so a bad file fails fast.
+  const decoded: DecodedImage[] = [];
+  for (const path of opts.images) decoded.push(await loadImage(path));
   const model = await loadCheckpoint(dir, { onProgress: loadProgress() });
+  let encoderInput: VisionEncoderInput | null = null;
   try {
+    const decoder = model.decoder;
+    let encoderMask: HostMask | null = null;
+    if (decoded.length > 0) {
+      if (!(model instanceof DeepFusionModel)) {
+        throw new Error(
+          `${dir} has no vision weights (vision_model.*): --image needs a Llama 3.2 Vision checkpoint`,
+        );
+      }
+      const clip = model.encoder.clip;
+      const { encoder_input, n_tiles } = prepareImages(decoded, {
+        tile_size: clip.tile_size,
+        max_num_tiles: clip.max_num_tiles,
+      });
+      const imageId = tokenizer?.image_id ?? decoder.tok_embeddings.vocab_size;
+      encoderMask = visionCrossAttentionMask(promptIds, imageId, n_tiles, clip.max_num_tiles, clip.n_tok);
+      encoderInput = encoder_input;
+    }
     const loadSecs = (performance.now() - t0) / 1000;
-    const budget = model.max_seq_len - promptIds.length;
+    const budget = decoder.max_seq_len - promptIds.length;
     if (budget < 1) {
       throw new Error(
-        `the prompt has ${promptIds.length} tokens but the model's context is ${model.max_seq_len}; shorten it`,
+        `the prompt has ${promptIds.length} tokens but the model's context is ${decoder.max_seq_len}; shorten it`,
       );
     }
     const maxNew = opts.maxNewTokens ?? Math.min(defaults.max_new_tokens ?? 256, budget);
     if (maxNew > budget) {
       throw new Error(
         `--max-new-tokens ${maxNew} does not fit: the prompt has ${promptIds.length} tokens and the context is ` +
-          `${model.max_seq_len}; use at most ${budget}`,
+          `${decoder.max_seq_len}; use at most ${budget}`,
       );
     }
     const stopTokens = [...new Set([...defaults.stop_tokens, ...(tokenizer?.stop_tokens ?? [])])];
@@ -135,6 +166,8 @@ export async function generateCommand(opts: GenerateCommandOptions): Promise<num
     steps: for await (
       const step of generateStream(model, { data: new Int32Array(promptIds), shape: [1, promptIds.length] }, {
         max_new_tokens: maxNew,
+        encoder_input: encoderInput,
+        encoder_mask: encoderMask,
         temperature: opts.temperature ?? defaults.temperature,
         top_k: opts.topK ?? defaults.top_k,
         top_p: opts.topP ?? defaults.top_p,

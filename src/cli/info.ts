@@ -8,6 +8,7 @@ import { Checkpoint } from "../checkpoint/safetensors.ts";
 import { getGpu } from "../gpu/device.ts";
 import { readConfig } from "../models/llama3_2_vision/config.ts";
 import { resolveDecoderArgs } from "../models/llama3_2_vision/decoder_args.ts";
+import { encoderArgsFromConfig, resolveEncoderArgs } from "../models/llama3_2_vision/encoder_args.ts";
 import { resolveModelDir } from "../hub/resolve.ts";
 import { progressReporter } from "../hub/progress.ts";
 import { BUNDLED_MODEL, isBundledModel } from "./bundled.ts";
@@ -33,7 +34,7 @@ export async function infoCommand(
   const dir = isBundledModel(opts.model)
     ? BUNDLED_MODEL
     : await resolveModelDir(opts.model, { revision: opts.revision, onProgress: progressReporter() });
-  const { args } = await readConfig(dir);
+  const { args, config } = await readConfig(dir);
   const a = resolveDecoderArgs(args);
   console.log(`model: ${dir}`);
   console.log(
@@ -48,22 +49,34 @@ export async function infoCommand(
   for (const t of ckpt.tensors.values()) {
     const n = t.shape.reduce((x, y) => x * y, 1);
     if (/^(model\.)?(vision_model|multi_modal_projector)\./.test(t.name)) visionParams += n;
-    else {
-      params += n;
-      bytes += t.byteLength;
-      dtypes.add(t.dtype);
-    }
+    else params += n;
+    bytes += t.byteLength;
+    dtypes.add(t.dtype);
   }
   ckpt.close();
   const context = opts.context ?? Math.min(a.max_seq_len, 4096);
   const kv = 2 * a.num_layers * a.num_kv_heads * context * a.head_dim * 4;
   console.log(
-    `  parameters: ${(params / 1e6).toFixed(2)} M decoder (${[...dtypes].join(", ")})` +
-      (visionParams ? `, ${(visionParams / 1e6).toFixed(2)} M vision (not loaded by the decoder)` : ""),
+    `  parameters: ${(params / 1e6).toFixed(2)} M decoder` +
+      (visionParams ? ` + ${(visionParams / 1e6).toFixed(2)} M vision` : "") + ` (${[...dtypes].join(", ")})`,
   );
   console.log(
     `  GPU memory: weights ${fmt(bytes)} + KV cache ${fmt(kv)} for ${context} tokens (f32) ≈ ${
       fmt(bytes + kv)
     }`,
   );
+  if ((config as { vision_config?: unknown }).vision_config && visionParams > 0) {
+    const e = resolveEncoderArgs(encoderArgsFromConfig(config, `${dir}/config.json`));
+    const perImage = e.tokens_per_image;
+    const xattn = 2 * a.fusion_layer_indices.length * a.num_kv_heads * perImage * a.head_dim * 4;
+    console.log(
+      `  encoder: CLIP ${e.clip_num_layers} layers, width ${e.clip_embed_dim}, ${e.num_heads} heads, ` +
+        `${e.tile_size}-pixel tiles of ${e.patch_size}-pixel patches, up to ${e.max_num_tiles} tiles, hidden states ` +
+        `[${e.clip_hidden_states}], ${e.num_layers_projection} projection layers → ${e.decoder_embed_dim}`,
+    );
+    console.log(
+      `  per image: ${perImage} encoder tokens, cross-attention cache ${fmt(xattn)}, encoder activations ` +
+        `≈ ${fmt(perImage * (e.projection_in_dim + 4 * e.mlp_dim) * 4)}`,
+    );
+  }
 }

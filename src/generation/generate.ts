@@ -9,8 +9,14 @@
 import { BufferOwner } from "../gpu/buffers.ts";
 import { Recorder, sample } from "../gpu/ops.ts";
 import { Readback } from "../gpu/readback.ts";
-import type { HostTensor } from "../gpu/tensor.ts";
-import type { DecoderForwardOptions, HostMask } from "../modules/decoder_inputs.ts";
+import type { DeviceTensor, HostTensor } from "../gpu/tensor.ts";
+import type {
+  DecoderForwardOptions,
+  GpuEncoderOutput,
+  HostMask,
+  VisionEncoderInput,
+} from "../modules/decoder_inputs.ts";
+import type { DeepFusionModel } from "../modules/deep_fusion_model.ts";
 import type { TransformerDecoder } from "../modules/transformer_decoder.ts";
 import { resolveSampling, type SamplingOptions } from "./sampling.ts";
 
@@ -24,8 +30,11 @@ export interface GenerateOptions extends SamplingOptions {
   pad_id?: number;
   /** Steps submitted ahead of the readback being awaited (default 4). */
   lookahead?: number;
-  /** Encoder output `[b, S, E]` for the prefill (images), with its mask `[b, s, S]`. */
-  encoder_input?: HostTensor<Float32Array> | null;
+  /**
+   * For the prefill: an encoder output `[b, S, E]` (host or GPU), or, with a fusion model, the images
+   * themselves (the encoder runs once before the prefill). Needs `encoder_mask`.
+   */
+  encoder_input?: HostTensor<Float32Array> | GpuEncoderOutput | VisionEncoderInput | null;
   /** Cross-attention mask of the prompt `[b, s, S]`; decode steps reuse its last row, as torchtune does. */
   encoder_mask?: HostMask | null;
 }
@@ -60,15 +69,15 @@ const locks = new WeakMap<TransformerDecoder, Promise<void>>();
  * Concurrent calls on one model are serialised.
  */
 export async function* generateStream(
-  model: TransformerDecoder,
+  model: TransformerDecoder | DeepFusionModel,
   prompt: HostTensor<Int32Array | ArrayLike<number>>,
   opts: GenerateOptions,
   stats?: GenerateStats,
 ): AsyncGenerator<GenerateStep> {
-  const previous = locks.get(model) ?? Promise.resolve();
+  const previous = locks.get(model.decoder) ?? Promise.resolve();
   let release!: () => void;
   const mine = new Promise<void>((r) => release = r);
-  locks.set(model, previous.then(() => mine));
+  locks.set(model.decoder, previous.then(() => mine));
   await previous;
   try {
     yield* run(model, prompt, opts, stats);
@@ -78,6 +87,30 @@ export async function* generateStream(
 }
 
 async function* run(
+  fusion: TransformerDecoder | DeepFusionModel,
+  prompt: HostTensor<Int32Array | ArrayLike<number>>,
+  opts: GenerateOptions,
+  stats?: GenerateStats,
+): AsyncGenerator<GenerateStep> {
+  const model = fusion.decoder;
+  let encoded: DeviceTensor | null = null;
+  if (opts.encoder_input && "images" in opts.encoder_input) {
+    if (!("encode" in fusion)) {
+      throw new TypeError(
+        "images need a fusion model (a checkpoint with vision weights), not a bare decoder",
+      );
+    }
+    encoded = fusion.encode(opts.encoder_input);
+    opts = { ...opts, encoder_input: encoded };
+  }
+  try {
+    yield* runDecoder(model, prompt, opts, stats);
+  } finally {
+    encoded?.destroy();
+  }
+}
+
+async function* runDecoder(
   model: TransformerDecoder,
   prompt: HostTensor<Int32Array | ArrayLike<number>>,
   opts: GenerateOptions,
@@ -101,7 +134,9 @@ async function* run(
   const stopSet = new Set(opts.stop_tokens ?? []);
   const lookahead = Math.max(1, opts.lookahead ?? 4);
   const V = model.output.out_dim;
-  const encLen = opts.encoder_input ? opts.encoder_input.shape[1] : null;
+  // Images were encoded by the caller above; what reaches here is an encoder output [b, S, E].
+  const enc = opts.encoder_input as HostTensor<Float32Array> | GpuEncoderOutput | null | undefined;
+  const encLen = enc ? enc.shape[1] : null;
   model.prepare_caches(batch, { decoder_max_seq_len: total, encoder_max_seq_len: encLen });
   const L = model.decoder_max_cache_seq_len!;
 
@@ -222,7 +257,7 @@ async function* run(
  * sequence has stopped).
  */
 export async function generate(
-  model: TransformerDecoder,
+  model: TransformerDecoder | DeepFusionModel,
   prompt: HostTensor<Int32Array | ArrayLike<number>>,
   opts: GenerateOptions,
 ): Promise<HostTensor<Int32Array>> {

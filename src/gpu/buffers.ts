@@ -189,6 +189,25 @@ export class WeightStorage {
     return this.cols * weightItemSize(this.dtype);
   }
 
+  /**
+   * Where `elems` elements starting at element `col` of row `row` live: the buffer (chunk) and the byte
+   * range, for binding as a window (a table entry of a position embedding, say).
+   */
+  rowRange(
+    row: number,
+    col: number,
+    elems: number,
+  ): { buffer: GPUBuffer; byteOffset: number; bytes: number } {
+    const chunk = this.chunks.find((c) => row >= c.rowStart && row < c.rowStart + c.rowCount);
+    if (!chunk) throw new GpuError(`internal: row ${row} is outside the weight [${this.shape}]`);
+    const item = weightItemSize(this.dtype);
+    return {
+      buffer: chunk.buffer,
+      byteOffset: (row - chunk.rowStart) * this.rowBytes + col * item,
+      bytes: elems * item,
+    };
+  }
+
   /** Writes rows `[rowStart, rowStart + bytes / rowBytes)` from raw little-endian bytes in this weight's dtype. */
   writeRows(gpu: Gpu, rowStart: number, bytes: Uint8Array): void {
     const rowBytes = this.rowBytes;

@@ -115,14 +115,14 @@ export function pack(types: string, values: number[]): ArrayBuffer {
 }
 
 /** Workgroup counts covering `invocations` with 64 per workgroup, folded into x·y. */
-function grid(gpu: Gpu, invocations: number): [number, number, number] {
+export function grid(gpu: Gpu, invocations: number): [number, number, number] {
   const groups = Math.max(1, Math.ceil(invocations / WORKGROUP));
   const x = Math.min(groups, gpu.limits.maxWorkgroupsPerDimension);
   return [x, Math.ceil(groups / x), 1];
 }
 
 /** Workgroup counts for one workgroup per item, folded into x·y. */
-function gridPerItem(gpu: Gpu, items: number): [number, number, number] {
+export function gridPerItem(gpu: Gpu, items: number): [number, number, number] {
   const x = Math.max(1, Math.min(items, gpu.limits.maxWorkgroupsPerDimension));
   return [x, Math.ceil(items / x), 1];
 }
@@ -131,7 +131,7 @@ function gridPerItem(gpu: Gpu, items: number): [number, number, number] {
  * Splits `count` items into ranges whose every binding fits: `bytesPerItem` lists, per bound
  * activation, the bytes one item (token, row) takes. `cap` bounds items per range.
  */
-function* ranges(
+export function* ranges(
   gpu: Gpu,
   count: number,
   bytesPerItem: number[],
@@ -173,8 +173,15 @@ export function embedding(
   }
 }
 
-/** `out[M, N] = x[M, K] · Wᵀ` (linear.wgsl) for a weight `[N, K]`, chunk by chunk. */
-export function linear(rec: Recorder, weight: WeightStorage, x: GPUBuffer, M: number, out: GPUBuffer): void {
+/** `out[M, N] = x[M, K] · Wᵀ (+ bias)` (linear.wgsl) for a weight `[N, K]`, chunk by chunk; `bias` is f32 `[N]`. */
+export function linear(
+  rec: Recorder,
+  weight: WeightStorage,
+  x: GPUBuffer,
+  M: number,
+  out: GPUBuffer,
+  bias: GPUBuffer | null = null,
+): void {
   const K = weight.cols;
   const N = weight.rows;
   for (const chunk of weight.chunks) {
@@ -184,8 +191,17 @@ export function linear(rec: Recorder, weight: WeightStorage, x: GPUBuffer, M: nu
       rec.dispatch(
         "linear",
         weight.dtype,
-        [chunk.buffer, xw.resource, ow.resource],
-        pack("uuuuuuu", [mc, K, chunk.rowCount, N, chunk.rowStart, xw.elementOffset, ow.elementOffset]),
+        [chunk.buffer, xw.resource, ow.resource, bias ?? rec.dummy],
+        pack("uuuuuuuu", [
+          mc,
+          K,
+          chunk.rowCount,
+          N,
+          chunk.rowStart,
+          xw.elementOffset,
+          ow.elementOffset,
+          bias ? 1 : 0,
+        ]),
         [Math.ceil(chunk.rowCount / 4 / WORKGROUP), Math.ceil(mc / 4), 1],
       );
     }

@@ -13,12 +13,31 @@ export type HostMask = HostTensor<ArrayLike<number | boolean>>;
 export interface DecoderForwardOptions {
   /** Self-attention mask `[b, s, s]`, or `[b, s, cache_len]` with caches (required then). */
   mask?: HostMask | null;
-  /** Encoder output `[b, S, E]` (Float32Array). */
-  encoder_input?: HostTensor<Float32Array> | null;
+  /**
+   * The cross-attention input: an encoder output `[b, S, E]` (a Float32Array host tensor, or already
+   * on the GPU), or, for a fusion model, images and their aspect ratios (the encoder then runs first).
+   */
+  encoder_input?: HostTensor<Float32Array> | GpuEncoderOutput | VisionEncoderInput | null;
   /** Cross-attention mask `[b, s, S]` (`[b, s, encoder cache len]` with caches). */
   encoder_mask?: HostMask | null;
   /** RoPE positions: `[b, s]`, `[s]`, `[b]`, `[b, 1]` or a scalar (Int32Array). */
   input_pos?: HostTensor<Int32Array | ArrayLike<number>> | null;
+}
+
+/** Images for the vision encoder: torchtune's `encoder_input` dict of `DeepFusionModel`. */
+export interface VisionEncoderInput {
+  /** f32 `[b, n_imgs, n_tiles, C, T, T]`, padding tiles all zero. */
+  images: HostTensor<Float32Array>;
+  /** i32 `[b, n_imgs, 2]`: `(n_tiles_h, n_tiles_w)` of each image's real tiles. */
+  aspect_ratio: HostTensor<Int32Array | ArrayLike<number>>;
+}
+
+/** An encoder output already on the GPU (f32 `[b, S, E]`), e.g. from the vision encoder. */
+export interface GpuEncoderOutput {
+  /** f32 `[b, S, E]`, row-major. */
+  buffer: GPUBuffer;
+  /** `[b, S, E]`. */
+  shape: number[];
 }
 
 /** Packed mask rows: `words` u32 per row, bit j of a row = key j allowed. */
@@ -131,8 +150,19 @@ export function expandPositions(
   return out;
 }
 
-/** Checks `encoder_input` is `[b, S, E]` of finite-size f32. */
-export function checkEncoderInput(enc: HostTensor<Float32Array>, batch: number, embedDim: number): number {
+/** Checks `encoder_input` is `[b, S, E]` f32 (host or GPU); returns S. */
+export function checkEncoderInput(
+  enc: HostTensor<Float32Array> | GpuEncoderOutput,
+  batch: number,
+  embedDim: number,
+): number {
+  if ("buffer" in enc) {
+    const s = enc.shape;
+    if (s.length !== 3 || s[0] !== batch || s[2] !== embedDim || s[1] < 1) {
+      throw new RangeError(`encoder_input has shape [${s}] but must be [${batch}, S, ${embedDim}]`);
+    }
+    return s[1];
+  }
   const shape = shapeOf("encoder_input", enc);
   if (shape.length !== 3 || shape[0] !== batch || shape[2] !== embedDim || shape[1] < 1) {
     throw new RangeError(`encoder_input has shape [${shape}] but must be [${batch}, S, ${embedDim}]`);

@@ -1,45 +1,59 @@
-/** @module torchtune `FeedForward` (SwiGLU). */
+/** @module torchtune `FeedForward`. */
 import { type Recorder, swiglu } from "../gpu/ops.ts";
-import { Linear } from "./linear.ts";
+import { gelu } from "../gpu/ops_vision.ts";
+import type { Linear } from "./linear.ts";
 import { Module } from "./module.ts";
 
-/** Mirrors torchtune `modules.FeedForward` as Llama builds it: `w2(silu(w1 x) ⊙ w3 x)`, no biases. */
+/** Activations {@link FeedForward} supports: SiLU (Llama's SwiGLU) and exact GELU (CLIP). */
+export type Activation = "silu" | "gelu";
+
+/**
+ * Mirrors torchtune `modules.FeedForward(gate_proj, down_proj, up_proj=None, activation)`:
+ * `w2(act(w1 x) ⊙ w3 x)` with an up projection (Llama's SwiGLU), `w2(act(w1 x))` without (CLIP's MLP).
+ */
 export class FeedForward extends Module {
-  /** gate projection `[hidden, E]` (HF `gate_proj`). */
+  /** gate projection `[hidden, E]` (HF `gate_proj`, CLIP `fc1`). */
   readonly w1: Linear;
-  /** down projection `[E, hidden]` (HF `down_proj`). */
+  /** down projection `[E, hidden]` (HF `down_proj`, CLIP `fc2`). */
   readonly w2: Linear;
-  /** up projection `[hidden, E]` (HF `up_proj`). */
-  readonly w3: Linear;
-  /** MLP width (`intermediate_dim` of the builder). */
+  /** up projection `[hidden, E]` (HF `up_proj`), or null. */
+  readonly w3: Linear | null;
+  /** The activation applied to `w1 x`. */
+  readonly activation: Activation;
+  /** MLP width. */
   readonly hidden_dim: number;
 
-  /**
-   * Builds `w1`, `w2`, `w3`; their weights are empty until loaded.
-   *
-   * @param dim model width `E`
-   * @param hidden_dim MLP width
-   */
-  constructor(dim: number, hidden_dim: number) {
+  /** Same arguments as torchtune (`gate_proj`, `down_proj`, `up_proj`, `activation`). */
+  constructor(
+    opts: { gate_proj: Linear; down_proj: Linear; up_proj?: Linear | null; activation?: Activation },
+  ) {
     super();
-    this.hidden_dim = hidden_dim;
-    this.w1 = new Linear(dim, hidden_dim);
-    this.w2 = new Linear(hidden_dim, dim);
-    this.w3 = new Linear(dim, hidden_dim);
+    this.w1 = opts.gate_proj;
+    this.w2 = opts.down_proj;
+    this.w3 = opts.up_proj ?? null;
+    this.activation = opts.activation ?? "silu";
+    this.hidden_dim = this.w1.out_dim;
+    if ((this.w3 !== null) !== (this.activation === "silu")) {
+      throw new Error("FeedForward: supported forms are SiLU with an up projection, and GELU without one");
+    }
   }
 
-  /** Children `w1`, `w2`, `w3`. */
-  protected override children(): Record<string, Module> {
+  /** Children `w1`, `w2` (and `w3`). */
+  protected override children(): Record<string, Module | null> {
     return { w1: this.w1, w2: this.w2, w3: this.w3 };
   }
 
-  /** `out[T, E] = FFN(x[T, E])`, using two scratch buffers `[T, hidden]`. */
+  /** `out[T, E] = FFN(x[T, E])`, using scratch buffers `[T, hidden]`. */
   forward(rec: Recorder, x: GPUBuffer, T: number, out: GPUBuffer): void {
     const gate = rec.scratch(T * this.hidden_dim * 4, "mlp gate");
-    const up = rec.scratch(T * this.hidden_dim * 4, "mlp up");
     this.w1.forward(rec, x, T, gate);
-    this.w3.forward(rec, x, T, up);
-    swiglu(rec, gate, up, T * this.hidden_dim);
+    if (this.w3) {
+      const up = rec.scratch(T * this.hidden_dim * 4, "mlp up");
+      this.w3.forward(rec, x, T, up);
+      swiglu(rec, gate, up, T * this.hidden_dim);
+    } else {
+      gelu(rec, gate, T * this.hidden_dim);
+    }
     this.w2.forward(rec, gate, T, out);
   }
 }

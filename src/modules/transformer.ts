@@ -3,8 +3,12 @@ import { type AttentionMask, gatedResidual, type Recorder } from "../gpu/ops.ts"
 import type { AttentionInput, MultiHeadAttention } from "./attention.ts";
 import type { FeedForward } from "./feed_forward.ts";
 import { Module } from "./module.ts";
+import type { LayerNorm } from "./layer_norm.ts";
 import type { RMSNorm } from "./rms_norm.ts";
 import type { TanhGate } from "./tanh_gate.ts";
+
+/** A normalisation module: RMSNorm in the decoder, LayerNorm in the vision encoder. */
+export type Norm = RMSNorm | LayerNorm;
 
 /** What every layer of one forward call receives (torchtune passes the same kwargs to every layer). */
 export interface LayerCall {
@@ -14,8 +18,8 @@ export interface LayerCall {
   batch: number;
   /** Tokens per batch row `s`. */
   seq: number;
-  /** i32 `[b·s]` RoPE positions. */
-  positions: GPUBuffer;
+  /** i32 `[b·s]` RoPE positions (null where no layer uses RoPE: the vision encoder). */
+  positions: GPUBuffer | null;
   /** Self-attention mask (causal, or explicit bits over the key length). */
   mask: AttentionMask;
   /** Projected encoder output `[b, S, E]`, or null (text-only, or decode steps with a filled cache). */
@@ -31,27 +35,47 @@ export interface LayerCall {
  * `h = x + attn(sa_norm(x)); out = h + mlp(mlp_norm(h))`.
  */
 export class TransformerSelfAttentionLayer extends Module {
-  /** torchtune `attn`: causal self-attention with RoPE. */
+  /** torchtune `attn`: causal self-attention with RoPE (decoder) or unmasked attention (CLIP). */
   readonly attn: MultiHeadAttention;
   /** torchtune `mlp`. */
   readonly mlp: FeedForward;
-  /** torchtune `sa_norm`: RMSNorm before `attn`. */
-  readonly sa_norm: RMSNorm;
-  /** torchtune `mlp_norm`: RMSNorm before `mlp`. */
-  readonly mlp_norm: RMSNorm;
+  /** torchtune `sa_norm`: RMSNorm (decoder) or LayerNorm (vision encoder) before `attn`. */
+  readonly sa_norm: Norm;
+  /** torchtune `mlp_norm`: the norm before `mlp`. */
+  readonly mlp_norm: Norm;
+  /** torchtune `sa_scale`: a TanhGate on the attention branch (vision projection head), else identity. */
+  readonly sa_scale: TanhGate | null;
+  /** torchtune `mlp_scale`: a TanhGate on the MLP branch, else identity. */
+  readonly mlp_scale: TanhGate | null;
 
-  /** Same arguments as torchtune (sa_scale/mlp_scale are identity for Llama). */
-  constructor(opts: { attn: MultiHeadAttention; mlp: FeedForward; sa_norm: RMSNorm; mlp_norm: RMSNorm }) {
+  /** Same arguments as torchtune (`sa_scale`/`mlp_scale` absent means identity, as for Llama). */
+  constructor(opts: {
+    attn: MultiHeadAttention;
+    mlp: FeedForward;
+    sa_norm: Norm;
+    mlp_norm: Norm;
+    sa_scale?: TanhGate | null;
+    mlp_scale?: TanhGate | null;
+  }) {
     super();
     this.attn = opts.attn;
     this.mlp = opts.mlp;
     this.sa_norm = opts.sa_norm;
     this.mlp_norm = opts.mlp_norm;
+    this.sa_scale = opts.sa_scale ?? null;
+    this.mlp_scale = opts.mlp_scale ?? null;
   }
 
-  /** Children `attn`, `mlp`, `sa_norm`, `mlp_norm`. */
-  protected override children(): Record<string, Module> {
-    return { attn: this.attn, mlp: this.mlp, sa_norm: this.sa_norm, mlp_norm: this.mlp_norm };
+  /** Children `attn`, `mlp`, `sa_norm`, `mlp_norm` (and the gates). */
+  protected override children(): Record<string, Module | null> {
+    return {
+      attn: this.attn,
+      mlp: this.mlp,
+      sa_norm: this.sa_norm,
+      mlp_norm: this.mlp_norm,
+      sa_scale: this.sa_scale,
+      mlp_scale: this.mlp_scale,
+    };
   }
 
   /** Updates `x` `[b·s, E]` in place. */
@@ -69,10 +93,10 @@ export class TransformerSelfAttentionLayer extends Module {
       mask: call.mask,
       positions: call.positions,
     }, branch);
-    gatedResidual(rec, x, branch, T, E, null, null);
+    gatedResidual(rec, x, branch, T, E, this.sa_scale?.scale.buffer ?? null, null);
     this.mlp_norm.forward(rec, x, T, normed);
     this.mlp.forward(rec, normed, T, branch);
-    gatedResidual(rec, x, branch, T, E, null, null);
+    gatedResidual(rec, x, branch, T, E, this.mlp_scale?.scale.buffer ?? null, null);
   }
 }
 

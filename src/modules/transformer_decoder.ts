@@ -98,6 +98,11 @@ export class TransformerDecoder extends Module {
     return out;
   }
 
+  /** The decoder itself, so that code can treat a decoder and a fusion model (`model.decoder`) alike. */
+  get decoder(): TransformerDecoder {
+    return this;
+  }
+
   /** The device the weights live on (set by the loader). */
   get gpu(): Gpu {
     if (!this.#gpu) {
@@ -332,8 +337,15 @@ export class TransformerDecoder extends Module {
     const selfMask = opts.mask ? packMask("mask", opts.mask, batch, seq, selfKeyLen) : null;
 
     let encSeq = 0;
-    if (opts.encoder_input) {
-      encSeq = checkEncoderInput(opts.encoder_input, batch, emb.embed_dim);
+    if (opts.encoder_input && "images" in opts.encoder_input) {
+      throw new TypeError(
+        "this is a decoder without a vision encoder: pass encoder_input as the encoder output [b, S, embed_dim], " +
+          "or load a checkpoint with vision weights (loadCheckpoint returns a DeepFusionModel for it)",
+      );
+    }
+    const encoderInput = opts.encoder_input ?? null;
+    if (encoderInput) {
+      encSeq = checkEncoderInput(encoderInput, batch, emb.embed_dim);
       const cache = crossLayers[0]?.attn.kv_cache;
       if (cache && cache.size + encSeq > cache.max_seq_len) {
         throw new RangeError(
@@ -344,7 +356,7 @@ export class TransformerDecoder extends Module {
       }
     }
     const crossCache = crossLayers[0]?.attn.kv_cache;
-    const crossActive = crossLayers.length > 0 && (opts.encoder_input != null || (crossCache?.size ?? 0) > 0);
+    const crossActive = crossLayers.length > 0 && (encoderInput != null || (crossCache?.size ?? 0) > 0);
     let encMask = null;
     if (opts.encoder_mask && crossActive) {
       const width = crossCache ? crossCache.max_seq_len : encSeq;
@@ -362,8 +374,13 @@ export class TransformerDecoder extends Module {
       mask: selfMask
         ? { kind: "bits", bits: rec.temps.upload(selfMask.bits, "mask"), words: selfMask.words }
         : { kind: "causal" },
-      encoder: opts.encoder_input
-        ? { buffer: rec.temps.upload(opts.encoder_input.data, "encoder_input"), seq: encSeq }
+      encoder: encoderInput
+        ? {
+          buffer: "buffer" in encoderInput
+            ? encoderInput.buffer
+            : rec.temps.upload(encoderInput.data, "encoder_input"),
+          seq: encSeq,
+        }
         : null,
       encoder_mask: encMask
         ? { kind: "bits", bits: rec.temps.upload(encMask.bits, "encoder_mask"), words: encMask.words }

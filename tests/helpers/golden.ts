@@ -1,6 +1,6 @@
 /**
  * Reads the golden fixtures (copied from torchtune's outputs into tests/fixtures): a minimal
- * safetensors parser for the small I32/U8/F32 tensor files.
+ * safetensors parser for the small I32/U8/F32/BF16 tensor files.
  */
 import { fileURLToPath } from "node:url";
 
@@ -14,6 +14,8 @@ export interface GoldenTensor {
   dtype: string;
   shape: number[];
   data: Float32Array | Int32Array | Uint8Array;
+  /** BF16 only: the raw bfloat16 bit patterns (`data` holds them widened to float32). */
+  bits?: Uint16Array;
 }
 
 /** Every tensor of a small safetensors file. */
@@ -30,6 +32,13 @@ export async function readGolden(path: string): Promise<Map<string, GoldenTensor
       data_offsets: [number, number];
     };
     const raw = bytes.slice(8 + n + data_offsets[0], 8 + n + data_offsets[1]);
+    if (dtype === "BF16") {
+      const bits = new Uint16Array(raw.buffer);
+      const wide = new Uint32Array(bits.length);
+      for (let i = 0; i < bits.length; i++) wide[i] = bits[i] << 16;
+      out.set(name, { dtype, shape, data: new Float32Array(wide.buffer), bits });
+      continue;
+    }
     const data = dtype === "F32"
       ? new Float32Array(raw.buffer)
       : dtype === "I32"
