@@ -67,6 +67,18 @@ Deno.test("generate on the bundled model works offline with no arguments", async
   assert.ok(r.stdout.length > 0);
 });
 
+Deno.test("generate --image on the bundled model runs the vision encoder", async () => {
+  const image = fileURLToPath(new URL("../assets/example.png", import.meta.url));
+  const r = await cli(["generate", "--image", image, "--prompt", "What is this?", "--max-new-tokens", "4"]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /generated 4 tokens/);
+  const twoImages = await cli(["generate", "--image", image, "--image", image, "--max-new-tokens", "2"]);
+  assert.equal(twoImages.code, 0, twoImages.stderr);
+  const raw = await cli(["generate", "--no-chat", "--image", image, "--prompt", "no image token here"]);
+  assert.notEqual(raw.code, 0);
+  assert.match(raw.stderr, /0 <\|image\|> token\(s\) but 1 image\(s\)/);
+});
+
 Deno.test("generate --stop ends the text before the stop string; stdin is the prompt", async () => {
   const base = ["generate", "--no-chat", "--top-k", "1", "--max-new-tokens", "24"];
   const full = await cli(base, {}, "The llama");
