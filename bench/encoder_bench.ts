@@ -21,7 +21,9 @@ const owner = new BufferOwner(gpu);
 /** Random bf16 weights (std about 0.02, gates and norms near their usual values). */
 function randomSource(name: string, shape: number[]): ParamSource {
   let state = [...name].reduce((h, c) => Math.imul(h ^ c.charCodeAt(0), 16777619) >>> 0, 2166136261);
-  const rowElems = shape.length < 2 ? shape.reduce((a, b) => a * b, 1) : shape.slice(1).reduce((a, b) => a * b, 1);
+  const rowElems = shape.length < 2
+    ? shape.reduce((a, b) => a * b, 1)
+    : shape.slice(1).reduce((a, b) => a * b, 1);
   const base = /norm.*weight|\.scale$|gate/.test(name) ? 1 : 0;
   return {
     dtype: "BF16",
@@ -55,11 +57,14 @@ const input = {
   aspect_ratio: { data: new Int32Array([2, 2]), shape: [1, 1, 2] },
 };
 
-Deno.bench({ name: "11B vision encoder: one 560×560 image, 4 tiles (6404 tokens)", n: 1, warmup: 0 }, async () => {
-  const rec = new Recorder(gpu);
-  const { buffer } = encoder.record(rec, input);
-  const rb = new Readback(rec, buffer, 0, 16);
-  rec.temps.adopt(buffer);
-  rec.submit();
-  await rb.read();
-});
+Deno.bench(
+  { name: "11B vision encoder: one 560×560 image, 4 tiles (6404 tokens)", n: 1, warmup: 0 },
+  async () => {
+    const rec = new Recorder(gpu);
+    const { buffer } = encoder.record(rec, input);
+    const rb = new Readback(rec, buffer, 0, 16);
+    rec.temps.adopt(buffer);
+    rec.submit();
+    await rb.read();
+  },
+);
