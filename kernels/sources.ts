@@ -23,6 +23,7 @@ import patchify from "./patchify.wgsl" with { type: "text" };
 import visionEmbed from "./vision_embed.wgsl" with { type: "text" };
 import broadcastAdd from "./broadcast_add.wgsl" with { type: "text" };
 import interleaveColumns from "./interleave_columns.wgsl" with { type: "text" };
+import streamRead from "./stream_read.wgsl" with { type: "text" };
 
 /** Kernels by name; those that read a weight need a snippet from {@link WEIGHT_SNIPPETS} in front. */
 export const KERNELS = {
@@ -42,6 +43,7 @@ export const KERNELS = {
   vision_embed: visionEmbed,
   broadcast_add: broadcastAdd,
   interleave_columns: interleaveColumns,
+  stream_read: streamRead,
 } as const satisfies Record<string, string>;
 
 /** A kernel's name. */
