@@ -7,8 +7,11 @@
 import weightF32 from "./weight_f32.wgsl" with { type: "text" };
 import weightBf16 from "./weight_bf16.wgsl" with { type: "text" };
 import weightF16 from "./weight_f16.wgsl" with { type: "text" };
+import weightQ8 from "./weight_q8.wgsl" with { type: "text" };
+import weightQ4 from "./weight_q4.wgsl" with { type: "text" };
 import embedding from "./embedding.wgsl" with { type: "text" };
 import linear from "./linear.wgsl" with { type: "text" };
+import matvec from "./matvec.wgsl" with { type: "text" };
 import rmsNorm from "./rms_norm.wgsl" with { type: "text" };
 import rope from "./rope.wgsl" with { type: "text" };
 import kvCacheUpdate from "./kv_cache_update.wgsl" with { type: "text" };
@@ -29,6 +32,7 @@ import streamRead from "./stream_read.wgsl" with { type: "text" };
 export const KERNELS = {
   embedding,
   linear,
+  matvec,
   rms_norm: rmsNorm,
   rope,
   kv_cache_update: kvCacheUpdate,
@@ -50,8 +54,10 @@ export const KERNELS = {
 export type KernelName = keyof typeof KERNELS;
 
 /** Binding 0 and `weight_at` / `weight4` for each way a weight is stored. */
-export const WEIGHT_SNIPPETS: Record<"f32" | "bf16" | "f16", string> = {
+export const WEIGHT_SNIPPETS: Record<"f32" | "bf16" | "f16" | "q8" | "q4", string> = {
   f32: weightF32,
   bf16: weightBf16,
   f16: weightF16,
+  q8: weightQ8,
+  q4: weightQ4,
 };

@@ -1,6 +1,7 @@
 /**
  * Streams named tensors into a model's parameters on the GPU, piece by piece, so that no more than
- * one piece (≤ 64 MiB) of a checkpoint is ever in host memory and 16-bit weights stay 16-bit.
+ * one piece (≤ 64 MiB) of a checkpoint is ever in host memory and 16-bit weights stay 16-bit, or
+ * are converted to bf16 or quantized to q8 / q4 per piece on the way (`UploadOptions.dtype`).
  *
  * @module
  */
@@ -8,6 +9,7 @@ import type { WeightDtype } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
 import type { BufferOwner } from "../gpu/buffers.ts";
 import type { Parameter } from "../modules/module.ts";
+import { type LoadDtype, loadWeightDtype, WeightConverter } from "./quantize.ts";
 import { type SafetensorsDtype, toFloat32 } from "./safetensors.ts";
 
 /** Where one parameter's values come from: rows of raw little-endian bytes in `dtype`. */
@@ -34,6 +36,16 @@ export interface Loadable {
 /** Progress of a load: bytes uploaded so far and in total. */
 export type LoadProgress = (done: number, total: number) => void;
 
+/** Options of {@link uploadParameters}. */
+export interface UploadOptions {
+  /**
+   * What weights are stored as on the GPU (default `"auto"`: the source dtype). `"bf16"` converts f32 /
+   * f16 sources; `"q8"` / `"q4"` quantize matrices whose rows are a multiple of 32 long while streaming
+   * (see `loadWeightDtype` in quantize.ts). Small vectors (`alwaysF32`) stay f32 whatever this says.
+   */
+  dtype?: LoadDtype;
+}
+
 const PIECE_BYTES = 64 * 1024 * 1024;
 const DRAIN_BYTES = 256 * 1024 * 1024;
 
@@ -41,16 +53,19 @@ const GPU_DTYPE: Record<SafetensorsDtype, WeightDtype> = { F32: "f32", BF16: "bf
 const ITEM: Record<SafetensorsDtype, number> = { F32: 4, BF16: 2, F16: 2 };
 
 /**
- * Allocates every parameter of `model` on `gpu` in its source dtype (small vectors as f32) and
- * uploads it. A missing, extra or misshapen tensor is an error naming it; nothing is left allocated
- * on failure.
+ * Allocates every parameter of `model` on `gpu` in its source dtype, or as `options.dtype` asks
+ * (small vectors always as f32), and uploads it, converting or quantizing piece by piece. A missing,
+ * extra or misshapen tensor is an error naming it; nothing is left allocated on failure. Progress
+ * counts source bytes.
  */
 export async function uploadParameters(
   model: Loadable,
   sources: Map<string, ParamSource>,
   gpu: Gpu,
   onProgress?: LoadProgress,
+  options: UploadOptions = {},
 ): Promise<void> {
+  const load = options.dtype ?? "auto";
   const params = model.named_parameters();
   const wanted = new Set(params.map(([n]) => n));
   const extra = [...sources.keys()].filter((n) => !wanted.has(n));
@@ -69,23 +84,32 @@ export async function uploadParameters(
     0,
   );
   const owner = model.attach(gpu);
+  const converter = new WeightConverter();
   let done = 0, sinceDrain = 0;
   try {
     for (const [name, p] of params) {
       const src = sources.get(name)!;
-      const storage = p.allocate(owner, GPU_DTYPE[src.dtype], name);
+      const target = p.alwaysF32 ? "f32" : loadWeightDtype(load, src.dtype, p.shape);
+      const storage = p.allocate(owner, target, name);
       const rows = storage.rows;
       const rowBytes = storage.cols * ITEM[src.dtype];
       if (p.alwaysF32) {
         storage.writeRows(gpu, 0, new Uint8Array(toFloat32(src.dtype, await src.read(0, rows)).buffer));
       } else {
+        // Raw bytes when the GPU dtype is the source's, else converted (bf16) or quantized (q8 / q4) here.
+        const dtype = src.dtype;
+        const convert = target === GPU_DTYPE[dtype]
+          ? null
+          : (raw: Uint8Array) => converter.convert(raw, dtype, target as "bf16" | "q8" | "q4");
         for (const chunk of storage.chunks) {
           let per = Math.max(1, Math.floor(PIECE_BYTES / rowBytes));
-          if (rowBytes % 4 !== 0 && per > 1) per &= ~1; // keep writes 4-byte aligned within a chunk
+          // Keep reads and writes 4-byte aligned within a chunk.
+          if ((rowBytes % 4 !== 0 || storage.rowBytes % 4 !== 0) && per > 1) per &= ~1;
           for (let r = 0; r < chunk.rowCount; r += per) {
             const n = Math.min(per, chunk.rowCount - r);
-            storage.writeRows(gpu, chunk.rowStart + r, await src.read(chunk.rowStart + r, n));
-            sinceDrain += n * rowBytes;
+            const raw = await src.read(chunk.rowStart + r, n);
+            storage.writeRows(gpu, chunk.rowStart + r, convert ? convert(raw) : raw);
+            sinceDrain += n * storage.rowBytes;
             if (sinceDrain >= DRAIN_BYTES) {
               // writeBuffer stages on the host until the queue runs: drain so staging never piles up.
               await gpu.drain();

@@ -7,6 +7,7 @@
 import { join } from "node:path";
 import { type GenerateStats, generateStream } from "../generation/generate.ts";
 import { loadCheckpoint } from "../models/llama3_2_vision/load_checkpoint.ts";
+import type { LoadDtype } from "../checkpoint/quantize.ts";
 import { visionCrossAttentionMask } from "../models/llama3_2_vision/cross_attention_mask.ts";
 import { prepareImages } from "../models/llama3_2_vision/vision_inputs.ts";
 import { DeepFusionModel } from "../modules/deep_fusion_model.ts";
@@ -38,6 +39,8 @@ export interface GenerateCommandOptions {
   tokenIds?: number[];
   ids: boolean;
   images: string[];
+  /** What weights are stored as on the GPU (`loadCheckpoint`'s `dtype`; default "auto"). */
+  dtype?: LoadDtype;
 }
 
 interface GenerationDefaults {
@@ -120,7 +123,7 @@ export async function generateCommand(opts: GenerateCommandOptions): Promise<num
   // Decode the images before the (long) weight upload, so a bad file fails fast.
   const decoded: DecodedImage[] = [];
   for (const path of opts.images) decoded.push(await loadImage(path));
-  const model = await loadCheckpoint(dir, { onProgress: loadProgress() });
+  const model = await loadCheckpoint(dir, { onProgress: loadProgress(), dtype: opts.dtype });
   let encoderInput: VisionEncoderInput | null = null;
   try {
     const decoder = model.decoder;

@@ -198,7 +198,7 @@ async function* runDecoder(
   try {
     const submitStep = (step: number) => {
       gpu.scoped(() => {
-        const rec = new Recorder(gpu);
+        const rec = new Recorder(gpu, model.scratch_pool);
         try {
           const forwardOpts: DecoderForwardOptions = step === 0
             ? {

@@ -126,12 +126,33 @@ export function bindWindow(gpu: Gpu, buffer: GPUBuffer, byteOffset: number, byte
   return { resource: { buffer, offset: start, size }, elementOffset: (byteOffset - start) / 4 };
 }
 
-/** Element types a weight can be stored in on the GPU (bf16 and f16 are packed two per u32). */
-export type WeightDtype = "f32" | "bf16" | "f16";
+/**
+ * Element types a weight can be stored in on the GPU: bf16 and f16 are packed two per u32; q8 and q4
+ * are group-quantized at load time (src/checkpoint/quantize.ts): each run of {@link QUANT_GROUP}
+ * elements of a row is one u32 holding the f32 scale followed by the values, four int8 per u32 (q8,
+ * 9 u32 per group) or eight int4 per u32 (q4, 5 u32 per group).
+ */
+export type WeightDtype = "f32" | "bf16" | "f16" | "q8" | "q4";
 
-/** Bytes per element of a {@link WeightDtype}. */
+/** Elements per quantization group of the q8 / q4 weight dtypes (a row's length must be a multiple). */
+export const QUANT_GROUP = 32;
+
+/** Whether `dtype` is one of the group-quantized types (q8, q4). */
+export function isQuantized(dtype: WeightDtype): dtype is "q8" | "q4" {
+  return dtype === "q8" || dtype === "q4";
+}
+
+/** Bytes per element of a {@link WeightDtype}, averaged over a group for q8 (1.125) and q4 (0.625). */
 export function weightItemSize(dtype: WeightDtype): number {
-  return dtype === "f32" ? 4 : 2;
+  return dtype === "f32" ? 4 : dtype === "q8" ? 36 / QUANT_GROUP : dtype === "q4" ? 20 / QUANT_GROUP : 2;
+}
+
+/** Bytes of `cols` consecutive elements (a row) in `dtype`; q8 / q4 need `cols % QUANT_GROUP == 0`. */
+export function weightRowBytes(dtype: WeightDtype, cols: number): number {
+  if (isQuantized(dtype) && cols % QUANT_GROUP !== 0) {
+    throw new GpuError(`a ${dtype} weight needs rows of a multiple of ${QUANT_GROUP} elements, not ${cols}`);
+  }
+  return cols * weightItemSize(dtype);
 }
 
 /** One buffer of a row-split weight. */
@@ -145,8 +166,8 @@ export interface WeightChunk {
 }
 
 /**
- * A 2-D weight `[rows, cols]` (1-D weights are `[1, n]`) stored as stored in the checkpoint, split
- * by rows into buffers that each fit one storage binding.
+ * A 2-D weight `[rows, cols]` (1-D weights are `[1, n]`) stored as stored in the checkpoint (or
+ * converted / quantized at load), split by rows into buffers that each fit one storage binding.
  */
 export class WeightStorage {
   /** The parameter's torchtune shape. */
@@ -166,11 +187,11 @@ export class WeightStorage {
     this.dtype = dtype;
     this.rows = shape.length >= 2 ? shape[0] : 1;
     this.cols = shape.length >= 2 ? shape.slice(1).reduce((a, b) => a * b, 1) : (shape[0] ?? 1);
-    const rowBytes = this.cols * weightItemSize(dtype);
+    const rowBytes = weightRowBytes(dtype, this.cols);
     const limit = Math.min(owner.gpu.limits.maxBindingBytes, owner.gpu.limits.maxBufferSize);
     let perChunk = Math.floor(limit / rowBytes);
     // A chunk must start on a whole u32 for the packed 16-bit types: keep row counts even if rows are odd-sized.
-    if (dtype !== "f32" && (this.cols & 1) === 1 && perChunk > 1) perChunk &= ~1;
+    if ((dtype === "bf16" || dtype === "f16") && (this.cols & 1) === 1 && perChunk > 1) perChunk &= ~1;
     if (perChunk < 1) {
       throw new GpuError(
         `${label}: one row of ${rowBytes} bytes exceeds the largest storage binding (${limit})`,
@@ -186,7 +207,7 @@ export class WeightStorage {
 
   /** Bytes of one row. */
   get rowBytes(): number {
-    return this.cols * weightItemSize(this.dtype);
+    return weightRowBytes(this.dtype, this.cols);
   }
 
   /**
@@ -200,6 +221,9 @@ export class WeightStorage {
   ): { buffer: GPUBuffer; byteOffset: number; bytes: number } {
     const chunk = this.chunks.find((c) => row >= c.rowStart && row < c.rowStart + c.rowCount);
     if (!chunk) throw new GpuError(`internal: row ${row} is outside the weight [${this.shape}]`);
+    if (isQuantized(this.dtype) && (col % QUANT_GROUP !== 0 || elems % QUANT_GROUP !== 0)) {
+      throw new GpuError(`internal: a ${this.dtype} weight is addressable only in whole groups`);
+    }
     const item = weightItemSize(this.dtype);
     return {
       buffer: chunk.buffer,
@@ -208,7 +232,10 @@ export class WeightStorage {
     };
   }
 
-  /** Writes rows `[rowStart, rowStart + bytes / rowBytes)` from raw little-endian bytes in this weight's dtype. */
+  /**
+   * Writes rows `[rowStart, rowStart + bytes / rowBytes)` from raw little-endian bytes in this weight's
+   * dtype; for q8 / q4 that is the quantized layout (`quantizeRows` in src/checkpoint/quantize.ts).
+   */
   writeRows(gpu: Gpu, rowStart: number, bytes: Uint8Array): void {
     const rowBytes = this.rowBytes;
     let row = rowStart;
@@ -236,4 +263,49 @@ export function clearBuffers(gpu: Gpu, buffers: GPUBuffer[]): void {
     for (const b of buffers) encoder.clearBuffer(b);
     gpu.device.queue.submit([encoder.finish()]);
   });
+}
+
+/**
+ * Scratch buffers kept across forward passes, one per role and size: a decode loop then allocates
+ * nothing per step. Reuse across submissions is safe because a queue runs submissions in order.
+ * Beyond `maxBytes` the pool is emptied (after the work that used it has been submitted).
+ */
+export class ScratchPool {
+  #owner: BufferOwner;
+  #buffers = new Map<string, GPUBuffer>();
+  /** Upper bound on the bytes kept. */
+  readonly maxBytes: number;
+
+  /** A pool on `gpu` keeping at most `maxBytes` (default 512 MiB). */
+  constructor(gpu: Gpu, maxBytes = 512 * 1024 * 1024) {
+    this.#owner = new BufferOwner(gpu);
+    this.maxBytes = maxBytes;
+  }
+
+  /** The buffer for `label` of `bytes` bytes (zero-filled when new, else holding old contents). */
+  get(bytes: number, label: string): GPUBuffer {
+    const key = `${label}:${bytes}`;
+    let buffer = this.#buffers.get(key);
+    if (!buffer) {
+      buffer = this.#owner.storage(bytes, label);
+      this.#buffers.set(key, buffer);
+    }
+    return buffer;
+  }
+
+  /** Bytes held. */
+  get bytes(): number {
+    return this.#owner.bytes;
+  }
+
+  /** Empties the pool if it grew past `maxBytes` (call after submitting the work that used it). */
+  trim(): void {
+    if (this.#owner.bytes > this.maxBytes) this.destroy();
+  }
+
+  /** Frees every buffer. */
+  destroy(): void {
+    this.#owner.destroy();
+    this.#buffers.clear();
+  }
 }

@@ -29,6 +29,8 @@ export interface GpuLimits {
   maxBufferSize: number;
   /** Alignment of a storage binding's offset, in bytes. */
   storageOffsetAlignment: number;
+  /** Alignment of a uniform binding's offset, in bytes. */
+  uniformOffsetAlignment: number;
   /** Largest workgroup count along one dispatch dimension. */
   maxWorkgroupsPerDimension: number;
   /** Storage buffers a compute shader may bind. */
@@ -77,6 +79,7 @@ export class Gpu {
       maxBindingBytes: Math.floor(maxBinding / 4) * 4,
       maxBufferSize: l.maxBufferSize,
       storageOffsetAlignment: l.minStorageBufferOffsetAlignment,
+      uniformOffsetAlignment: l.minUniformBufferOffsetAlignment,
       maxWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
       maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
     };

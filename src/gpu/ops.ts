@@ -9,11 +9,23 @@
  * @module
  */
 import { type Gpu, GpuError } from "./device.ts";
-import { bindWindow, BufferOwner, type WeightDtype, type WeightStorage } from "./buffers.ts";
+import {
+  bindWindow,
+  BufferOwner,
+  type ScratchPool,
+  type WeightDtype,
+  type WeightStorage,
+} from "./buffers.ts";
 import { pipelinesOf } from "./pipelines.ts";
 import type { KernelName } from "../../kernels/sources.ts";
 
 const WORKGROUP = 64;
+
+/** Below this many tokens `linear` uses matvec.wgsl (one token per invocation) instead of 4×4 tiles. */
+const MATVEC_MAX_TOKENS = 4;
+
+/** Bytes of one uniform arena (256 dispatches at a 256-byte offset alignment). */
+const UNIFORM_ARENA_BYTES = 64 * 1024;
 
 /** Records the dispatches of one forward pass and submits them as one command buffer. */
 export class Recorder {
@@ -25,11 +37,15 @@ export class Recorder {
   #pass: GPUComputePassEncoder;
   #dummy: GPUBuffer | null = null;
   #pool = new Map<string, GPUBuffer>();
+  #scratchPool: ScratchPool | null;
+  /** Uniform parameters of this recording, packed into a few arenas written once at submission. */
+  #arenas: { buffer: GPUBuffer; data: Uint8Array<ArrayBuffer>; used: number }[] = [];
 
-  /** Starts recording on `gpu`. */
-  constructor(gpu: Gpu) {
+  /** Starts recording on `gpu`; scratch buffers come from `pool` (kept across recordings) when given. */
+  constructor(gpu: Gpu, pool: ScratchPool | null = null) {
     gpu.assertAlive();
     this.gpu = gpu;
+    this.#scratchPool = pool;
     this.temps = new BufferOwner(gpu);
     this.#encoder = gpu.device.createCommandEncoder();
     this.#pass = this.#encoder.beginComputePass();
@@ -41,6 +57,7 @@ export class Recorder {
    * workspace instead of each holding its own until the forward pass ends.
    */
   scratch(bytes: number, label: string): GPUBuffer {
+    if (this.#scratchPool) return this.#scratchPool.get(bytes, label);
     const key = `${label}:${bytes}`;
     let buffer = this.#pool.get(key);
     if (!buffer) this.#pool.set(key, buffer = this.temps.storage(bytes, label));
@@ -78,7 +95,7 @@ export class Recorder {
       binding: i,
       resource: r instanceof GPUBuffer ? { buffer: r } : r,
     }));
-    entries.push({ binding: resources.length, resource: { buffer: this.temps.uniform(params, kernel) } });
+    entries.push({ binding: resources.length, resource: this.#uniform(params) });
     const bindGroup = this.gpu.device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries,
@@ -86,6 +103,29 @@ export class Recorder {
     this.#pass.setPipeline(pipeline);
     this.#pass.setBindGroup(0, bindGroup);
     this.#pass.dispatchWorkgroups(...groups);
+  }
+
+  /**
+   * A binding for one dispatch's parameters inside a uniform arena: one buffer serves hundreds of
+   * dispatches instead of one buffer each (creating buffers costs more than the dispatch on CPU adapters).
+   */
+  #uniform(params: ArrayBuffer): GPUBufferBinding {
+    const align = this.gpu.limits.uniformOffsetAlignment;
+    const size = Math.max(16, Math.ceil(params.byteLength / 16) * 16);
+    let arena = this.#arenas[this.#arenas.length - 1];
+    if (!arena || arena.used + size > arena.data.byteLength) {
+      const bytes = Math.max(UNIFORM_ARENA_BYTES, size);
+      arena = {
+        buffer: this.temps.uniform(new ArrayBuffer(bytes), "uniforms"),
+        data: new Uint8Array(bytes),
+        used: 0,
+      };
+      this.#arenas.push(arena);
+    }
+    arena.data.set(new Uint8Array(params), arena.used);
+    const binding = { buffer: arena.buffer, offset: arena.used, size };
+    arena.used += Math.ceil(size / align) * align;
+    return binding;
   }
 
   /** Copies bytes between buffers (a copy cannot sit inside a compute pass: the pass is split around it). */
@@ -97,9 +137,11 @@ export class Recorder {
 
   /** Ends recording and submits; scratch buffers are released (the device keeps them until done). */
   submit(): void {
+    for (const a of this.#arenas) this.gpu.device.queue.writeBuffer(a.buffer, 0, a.data, 0, a.used);
     this.#pass.end();
     this.gpu.device.queue.submit([this.#encoder.finish()]);
     this.temps.destroy();
+    this.#scratchPool?.trim();
   }
 }
 
@@ -188,8 +230,10 @@ export function linear(
     for (const [m0, mc] of ranges(rec.gpu, M, [K * 4, N * 4], 4 * rec.gpu.limits.maxWorkgroupsPerDimension)) {
       const xw = bindWindow(rec.gpu, x, m0 * K * 4, mc * K * 4);
       const ow = bindWindow(rec.gpu, out, m0 * N * 4, mc * N * 4);
+      // Few tokens (decoding): the matrix-vector kernel streams each weight row once per token.
+      const vector = mc < MATVEC_MAX_TOKENS;
       rec.dispatch(
-        "linear",
+        vector ? "matvec" : "linear",
         weight.dtype,
         [chunk.buffer, xw.resource, ow.resource, bias ?? rec.dummy],
         pack("uuuuuuuu", [
@@ -202,7 +246,7 @@ export function linear(
           ow.elementOffset,
           bias ? 1 : 0,
         ]),
-        [Math.ceil(chunk.rowCount / 4 / WORKGROUP), Math.ceil(mc / 4), 1],
+        [Math.ceil(chunk.rowCount / 4 / WORKGROUP), vector ? mc : Math.ceil(mc / 4), 1],
       );
     }
   }

@@ -48,7 +48,7 @@ export class DeepFusionModel extends Module {
   encode(input: VisionEncoderInput): DeviceTensor {
     const gpu = this.gpu;
     return gpu.scoped(() => {
-      const rec = new Recorder(gpu);
+      const rec = new Recorder(gpu, this.decoder.scratch_pool);
       try {
         const { buffer, shape } = this.encoder.record(rec, input);
         rec.submit();
@@ -71,7 +71,7 @@ export class DeepFusionModel extends Module {
   ): DeviceTensor {
     const gpu = this.gpu;
     return gpu.scoped(() => {
-      const rec = new Recorder(gpu);
+      const rec = new Recorder(gpu, this.decoder.scratch_pool);
       try {
         const decoderOpts: DecoderForwardOptions = { ...opts };
         if (opts.encoder_input && "images" in opts.encoder_input) {

@@ -1,5 +1,5 @@
 /** @module torchtune `TransformerDecoder`. */
-import { BufferOwner } from "../gpu/buffers.ts";
+import { BufferOwner, ScratchPool } from "../gpu/buffers.ts";
 import { getGpu, type Gpu } from "../gpu/device.ts";
 import { hostSources, type LoadProgress, uploadParameters } from "../checkpoint/upload.ts";
 import { Recorder } from "../gpu/ops.ts";
@@ -63,6 +63,7 @@ export class TransformerDecoder extends Module {
   readonly rope: Llama3ScaledRoPE;
   #gpu: Gpu | null = null;
   #owner: BufferOwner | null = null;
+  #scratch: ScratchPool | null = null;
   #caches: KVCache[] = [];
 
   /** Same arguments as torchtune's constructor. */
@@ -133,8 +134,14 @@ export class TransformerDecoder extends Module {
     this.destroy();
     this.#gpu = gpu;
     this.#owner = new BufferOwner(gpu);
+    this.#scratch = new ScratchPool(gpu);
     this.rope.upload(this.#owner);
     return this.#owner;
+  }
+
+  /** Scratch buffers reused by every forward pass of this model (null before loading). */
+  get scratch_pool(): ScratchPool | null {
+    return this.#scratch;
   }
 
   /** Bytes of GPU memory held by weights and caches. */
@@ -265,7 +272,7 @@ export class TransformerDecoder extends Module {
   ): DeviceTensor {
     const gpu = this.gpu;
     return gpu.scoped(() => {
-      const rec = new Recorder(gpu);
+      const rec = new Recorder(gpu, this.scratch_pool);
       try {
         const { logits, shape } = this.record(rec, tokens, opts);
         rec.submit();
@@ -411,6 +418,8 @@ export class TransformerDecoder extends Module {
     this.#dropCaches();
     this.#owner?.destroy();
     this.#owner = null;
+    this.#scratch?.destroy();
+    this.#scratch = null;
     this.#gpu = null;
   }
 

@@ -22,6 +22,12 @@ export interface LoadCheckpointOptions {
   gpu?: Gpu;
   /** Called after each tensor with bytes uploaded so far and in total. */
   onProgress?: LoadProgress;
+  /**
+   * What weights are stored as on the GPU: `"auto"` (default) keeps the checkpoint's dtype, `"bf16"`
+   * converts f32 / f16 weights, `"q8"` / `"q4"` quantize every weight matrix whose rows are a multiple of
+   * 32 long at load time (embeddings and the output projection included; see src/checkpoint/quantize.ts).
+   */
+  dtype?: "auto" | "bf16" | "q8" | "q4";
 }
 
 const ITEM = { F32: 4, BF16: 2, F16: 2 } as const;
@@ -33,7 +39,7 @@ export type Llama3VisionModel = TransformerDecoder | DeepFusionModel;
  * Builds the model described by `dir/config.json` (a full `mllama` config or a bare text config)
  * and uploads its weights from `dir/model.safetensors` or the shards listed in
  * `dir/model.safetensors.index.json`, converting Hugging Face names and q/k row order to torchtune's.
- * Weights keep their stored dtype (bf16 stays bf16). With a `vision_config` and `vision_model.*`
+ * Weights keep their stored dtype (bf16 stays bf16) unless `options.dtype` asks for bf16, q8 or q4. With a `vision_config` and `vision_model.*`
  * weights the result is a {@link DeepFusionModel} (torchtune's `llama3_2_vision_11b` and friends),
  * otherwise the {@link TransformerDecoder}; both have `forward`, `setup_caches`, `reset_caches`,
  * `caches_are_enabled`, `destroy` and `.decoder`.
@@ -78,14 +84,14 @@ export async function loadCheckpoint(
         });
       }
       const gpu = options.gpu ?? await getGpu();
-      await uploadParameters(model, prefixed, gpu, options.onProgress);
+      await uploadParameters(model, prefixed, gpu, options.onProgress, { dtype: options.dtype });
       return model;
     }
     if (hasVisionWeights) {
       console.warn(`warning: ${dir}/config.json has no vision_config: the vision weights are not loaded`);
     }
     const gpu = options.gpu ?? await getGpu();
-    await uploadParameters(model, sources, gpu, options.onProgress);
+    await uploadParameters(model, sources, gpu, options.onProgress, { dtype: options.dtype });
     return model;
   } finally {
     ckpt.close();
