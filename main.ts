@@ -81,6 +81,10 @@ export function program(): Command {
       new Option("--token-ids <ids>", "prompt as token ids, bypassing the tokenizer").argParser(tokenIds),
     )
     .option("--ids", "print generated token ids instead of text")
+    .addOption(
+      new Option("--dtype <dtype>", "weights on the GPU: checkpoint's (auto), bf16, or quantized q8 / q4")
+        .choices(["auto", "bf16", "q8", "q4"] as const).default("auto" as const),
+    )
     .action(async (o) => {
       await generateCommand({
         model: o.model,
@@ -97,6 +101,7 @@ export function program(): Command {
         tokenIds: o.tokenIds,
         ids: o.ids ?? false,
         images: o.image,
+        dtype: o.dtype,
       });
     });
 

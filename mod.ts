@@ -114,3 +114,4 @@ export { type PreparedImages, prepareImages } from "./src/models/llama3_2_vision
 export { decodeImage, loadImage } from "./src/image/decode.ts";
 export type { RowRef } from "./src/gpu/ops_vision.ts";
 export type { DecodedImage, DecodeImageOptions } from "./src/image/decode.ts";
+export { ScratchPool } from "./src/gpu/buffers.ts";

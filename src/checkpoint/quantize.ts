@@ -29,9 +29,6 @@ export type QuantDtype = "q8" | "q4";
  */
 export type LoadDtype = "auto" | "bf16" | "q8" | "q4";
 
-/** The accepted {@link LoadDtype} names. */
-export const LOAD_DTYPES: readonly LoadDtype[] = ["auto", "bf16", "q8", "q4"];
-
 /** u32 words per group: the scale plus the packed values. */
 export function groupWords(dtype: QuantDtype): number {
   return dtype === "q8" ? 9 : 5;

@@ -96,7 +96,8 @@ export async function uploadParameters(
       if (p.alwaysF32) {
         storage.writeRows(gpu, 0, new Uint8Array(toFloat32(src.dtype, await src.read(0, rows)).buffer));
       } else {
-        // Raw bytes when the GPU dtype is the source's, else converted (bf16) or quantized (q8 / q4) here.
+        // Raw bytes when the GPU dtype is the source's, else (loadWeightDtype gives nothing but the source
+        // dtype, bf16, q8 or q4) converted to bf16 or quantized here, piece by piece.
         const dtype = src.dtype;
         const convert = target === GPU_DTYPE[dtype]
           ? null
