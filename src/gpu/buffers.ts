@@ -34,7 +34,8 @@ export class BufferOwner {
 
   /** A zero-filled storage buffer of at least `bytes` bytes (rounded up to 4). */
   storage(bytes: number, label: string): GPUBuffer {
-    const size = Math.max(16, Math.ceil(bytes / 4) * 4);
+    // Multiples of 16 bytes: weight snippets read vec4 elements.
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
     if (size > this.gpu.limits.maxBufferSize) {
       throw new GpuError(
         `${label}: ${size} bytes exceed the adapter's maxBufferSize (${this.gpu.limits.maxBufferSize}); ` +
