@@ -5,6 +5,8 @@
 // Grouped-query attention: query head h reads KV head h / (n_heads / n_kv) (consecutive grouping, as
 // torchtune's repeat_interleave). Masks (True = attend): mode 0 none, 1 causal (key j ≤ query
 // position in the sequence), 2 explicit bits [b, s, kv_len] packed 32 per u32 (row = token).
+// Only keys below kv_used are visited: past the last key any mask row allows, nothing contributes, so
+// the cost follows the positions in use rather than the cache length kv_len (the layout stride).
 // Bindings: 0 q f32 [T, n_heads, head_dim] (window), 1 k [b, n_kv, kv_len, head_dim], 2 v (same),
 // 3 mask bits (window), 4 partial f32 [T, n_heads, n_blocks, head_dim + 2], 5 params.
 // Workgroups: 64 invocations; workgroup (block, head, token). Keys are scored 256 at a time into
@@ -16,6 +18,7 @@ struct Params {
   n_kv: u32,
   head_dim: u32,
   kv_len: u32,
+  kv_used: u32,
   block: u32,
   n_blocks: u32,
   mask_mode: u32,
@@ -76,7 +79,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   var m_run = NEG;
   var l_run = 0.0;
   let start = kb * p.block;
-  let end = min(start + p.block, p.kv_len);
+  let end = min(start + p.block, p.kv_used);
   for (var sub = start; sub < end; sub += 256u) {
     var local_max = NEG;
     for (var r = 0u; r < 4u; r++) {

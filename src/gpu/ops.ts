@@ -327,8 +327,11 @@ export function kvCacheUpdate(
 export type AttentionMask =
   | { kind: "none" }
   | { kind: "causal" }
-  /** Bits `[T, words]` packed 32 per u32, row per query token, True = attend. */
-  | { kind: "bits"; bits: GPUBuffer; words: number };
+  /**
+   * Bits `[T, words]` packed 32 per u32, row per query token, True = attend; `used` bounds the keys
+   * (one past the last key any row allows).
+   */
+  | { kind: "bits"; bits: GPUBuffer; words: number; used?: number };
 
 /** Largest head_dim the attention kernel holds in workgroup memory. */
 export const MAX_HEAD_DIM = 256;
@@ -353,9 +356,11 @@ export function attention(
 ): void {
   if (headDim > MAX_HEAD_DIM) throw new GpuError(`head_dim ${headDim} exceeds the supported ${MAX_HEAD_DIM}`);
   const nTokens = batch * seq;
+  // Keys past the last one the mask allows cannot contribute: attend over the keys in use only.
+  const kvUsed = Math.max(1, Math.min(kvLen, mask.kind === "bits" ? mask.used ?? kvLen : kvLen));
   // Blocks of 256…2048 keys: at most ~64 blocks, and a bounded loop count per invocation.
-  const block = Math.min(2048, Math.max(256, Math.ceil(kvLen / 64 / 256) * 256));
-  const nBlocks = Math.ceil(kvLen / block);
+  const block = Math.min(2048, Math.max(256, Math.ceil(kvUsed / 64 / 256) * 256));
+  const nBlocks = Math.ceil(kvUsed / block);
   const partialPerToken = nHeads * nBlocks * (headDim + 2) * 4;
   const width = nHeads * headDim;
   const maskWords = mask.kind === "bits" ? mask.words : 0;
@@ -373,12 +378,13 @@ export function attention(
       "attention",
       undefined,
       [qw.resource, k, v, mw ? mw.resource : rec.dummy, partial],
-      pack("uuuuuuuuuuuuf", [
+      pack("uuuuuuuuuuuuuf", [
         seq,
         nHeads,
         nKv,
         headDim,
         kvLen,
+        kvUsed,
         block,
         nBlocks,
         modeId,

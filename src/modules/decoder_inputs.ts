@@ -42,8 +42,12 @@ export interface GpuEncoderOutput {
 
 /** Packed mask rows: `words` u32 per row, bit j of a row = key j allowed. */
 export interface PackedMask {
+  /** `[rows, words]` bits. */
   bits: Uint32Array;
+  /** u32 per row. */
   words: number;
+  /** One past the last key any row allows (0 when none does). */
+  used: number;
   /** Per row: 1 when no key is allowed. */
   empty: Uint32Array;
 }
@@ -78,17 +82,19 @@ export function packMask(
   const bits = new Uint32Array(rows * words);
   const empty = new Uint32Array(rows);
   const data = mask.data;
+  let used = 0;
   for (let r = 0; r < rows; r++) {
     let any = false;
     for (let j = 0; j < width; j++) {
       if (data[r * width + j]) {
         bits[r * words + (j >> 5)] |= 1 << (j & 31);
         any = true;
+        if (j >= used) used = j + 1;
       }
     }
     empty[r] = any ? 0 : 1;
   }
-  return { bits, words, empty };
+  return { bits, words, empty, used };
 }
 
 /** Checks token ids `[b, s]` are integers in `[0, numEmbeddings)`. */

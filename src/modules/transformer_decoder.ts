@@ -379,7 +379,12 @@ export class TransformerDecoder extends Module {
       seq,
       positions: rec.temps.upload(positions, "input_pos"),
       mask: selfMask
-        ? { kind: "bits", bits: rec.temps.upload(selfMask.bits, "mask"), words: selfMask.words }
+        ? {
+          kind: "bits",
+          bits: rec.temps.upload(selfMask.bits, "mask"),
+          words: selfMask.words,
+          used: selfMask.used,
+        }
         : { kind: "causal" },
       encoder: encoderInput
         ? {
@@ -390,7 +395,12 @@ export class TransformerDecoder extends Module {
         }
         : null,
       encoder_mask: encMask
-        ? { kind: "bits", bits: rec.temps.upload(encMask.bits, "encoder_mask"), words: encMask.words }
+        ? {
+          kind: "bits",
+          bits: rec.temps.upload(encMask.bits, "encoder_mask"),
+          words: encMask.words,
+          used: encMask.used,
+        }
         : { kind: "none" },
       skip: encMask ? rec.temps.upload(encMask.empty, "skip rows") : null,
     };
