@@ -115,3 +115,4 @@ export { decodeImage, loadImage } from "./src/image/decode.ts";
 export type { RowRef } from "./src/gpu/ops_vision.ts";
 export type { DecodedImage, DecodeImageOptions } from "./src/image/decode.ts";
 export { ScratchPool } from "./src/gpu/buffers.ts";
+export type { RetryOptions } from "./src/hub/transfer.ts";

@@ -16,6 +16,7 @@ import rmsNorm from "./rms_norm.wgsl" with { type: "text" };
 import rope from "./rope.wgsl" with { type: "text" };
 import kvCacheUpdate from "./kv_cache_update.wgsl" with { type: "text" };
 import attention from "./attention.wgsl" with { type: "text" };
+import attentionVec4 from "./attention_vec4.wgsl" with { type: "text" };
 import attentionCombine from "./attention_combine.wgsl" with { type: "text" };
 import swiglu from "./swiglu.wgsl" with { type: "text" };
 import gatedResidual from "./gated_residual.wgsl" with { type: "text" };
@@ -37,6 +38,7 @@ export const KERNELS = {
   rope,
   kv_cache_update: kvCacheUpdate,
   attention,
+  attention_vec4: attentionVec4,
   attention_combine: attentionCombine,
   swiglu,
   gated_residual: gatedResidual,

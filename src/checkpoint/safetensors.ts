@@ -50,6 +50,42 @@ async function readExact(file: Deno.FsFile, path: string, position: number, buf:
   }
 }
 
+/**
+ * Throws when an object of the JSON `text` (already known to parse) repeats a key: `JSON.parse` silently keeps
+ * the last one, which would drop a tensor (or a field of one) without a word. One linear scan, no allocation
+ * beyond the key sets.
+ */
+function checkDuplicateKeys(text: string, path: string): void {
+  const stack: (Set<string> | null)[] = [];
+  let tensor = "";
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      const start = i;
+      for (i++; i < text.length && text.charCodeAt(i) !== 0x22; i++) if (text.charCodeAt(i) === 0x5c) i++;
+      const keys = stack[stack.length - 1];
+      if (!keys) continue;
+      let j = i + 1;
+      while (
+        j < text.length && (text[j] === " " || text[j] === "\n" || text[j] === "\r" || text[j] === "\t")
+      ) j++;
+      if (text[j] !== ":") continue;
+      const key = JSON.parse(text.slice(start, i + 1)) as string;
+      if (stack.length === 1) tensor = key;
+      if (keys.has(key)) {
+        throw new Error(
+          stack.length === 1
+            ? `${path}: tensor "${key}" appears twice in the safetensors header (a corrupt or hand-edited file)`
+            : `${path}: tensor "${tensor}": key "${key}" appears twice in its header entry`,
+        );
+      }
+      keys.add(key);
+    } else if (c === 0x7b) stack.push(new Set());
+    else if (c === 0x5b) stack.push(null);
+    else if (c === 0x7d || c === 0x5d) stack.pop();
+  }
+}
+
 function isDtype(value: unknown): value is SafetensorsDtype {
   return value === "F32" || value === "BF16" || value === "F16";
 }
@@ -124,6 +160,7 @@ export class SafetensorsFile {
     if (header === null || typeof header !== "object" || Array.isArray(header)) {
       throw new Error(`${path}: safetensors header must be a JSON object`);
     }
+    checkDuplicateKeys(text, path);
     const dataStart = 8 + headerLen;
     const dataSize = size - dataStart;
     const tensors = new Map<string, TensorEntry>();
@@ -189,6 +226,25 @@ export class SafetensorsFile {
             `"${spans[i].name}" [${spans[i].begin}, ${spans[i].end}) overlap`,
         );
       }
+    }
+    // As the reference implementation requires: the tensors tile the data section exactly, with no hole and
+    // nothing after the last one. A gap means an entry was lost or its offsets were altered.
+    let at = 0;
+    for (const s of spans) {
+      if (s.begin !== at) {
+        throw new Error(
+          `${path}: tensor "${s.name}" starts at data offset ${s.begin}, but the previous tensor ends at ${at}: ` +
+            "the header leaves a hole in the data section (corrupt header?)",
+        );
+      }
+      at = s.end;
+    }
+    if (at !== dataSize) {
+      throw new Error(
+        `${path}: the tensors cover ${at} bytes of the ${dataSize}-byte data section` +
+          (spans.length ? ` (the last is "${spans[spans.length - 1].name}")` : "") +
+          ": the header and the data disagree (corrupt header, or bytes appended to the file)",
+      );
     }
     return tensors;
   }

@@ -187,6 +187,9 @@ export class Gpu {
 
   /** Waits until the queue has executed everything submitted so far (and released its upload staging). */
   async drain(): Promise<void> {
+    // An empty submission flushes the data staged by queue.writeBuffer; without it the staging of a
+    // whole checkpoint upload would pile up in host memory until the first real submission.
+    this.device.queue.submit([]);
     const lost = this.lost.then(() => Promise.reject(this.lostError));
     await Promise.race([this.device.queue.onSubmittedWorkDone(), lost]);
     await this.checkErrors();

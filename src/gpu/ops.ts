@@ -231,7 +231,7 @@ export function linear(
       const xw = bindWindow(rec.gpu, x, m0 * K * 4, mc * K * 4);
       const ow = bindWindow(rec.gpu, out, m0 * N * 4, mc * N * 4);
       // Few tokens (decoding): the matrix-vector kernel streams each weight row once per token.
-      const vector = mc < MATVEC_MAX_TOKENS;
+      const vector = mc < MATVEC_MAX_TOKENS && K % 8 === 0 && xw.elementOffset % 4 === 0;
       rec.dispatch(
         vector ? "matvec" : "linear",
         weight.dtype,
@@ -375,7 +375,7 @@ export function attention(
       ? bindWindow(rec.gpu, mask.bits, t0 * maskWords * 4, n * maskWords * 4)
       : null;
     rec.dispatch(
-      "attention",
+      headDim % 4 === 0 ? "attention_vec4" : "attention",
       undefined,
       [qw.resource, k, v, mw ? mw.resource : rec.dummy, partial],
       pack("uuuuuuuuuuuuuf", [

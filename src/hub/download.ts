@@ -11,10 +11,20 @@
  *
  * @module
  */
-import { downloadFileToCacheDir, HubApiError, listFiles, modelInfo } from "@huggingface/hub";
+import { HubApiError, listFiles, modelInfo } from "@huggingface/hub";
 import type { ListFileEntry } from "@huggingface/hub";
 import { dirname, join } from "node:path";
 import { hubCacheDir, hubEndpoint, hubOffline, hubToken } from "./env.ts";
+import {
+  linkBlob,
+  RetryableError,
+  type RetryOptions,
+  retryPolicy,
+  transferBlob,
+  withRetries,
+} from "./transfer.ts";
+
+export type { RetryOptions } from "./transfer.ts";
 
 /** The small files generation reads, fetched when the repo has them (only `config.json` is required). */
 export const METADATA_FILES: readonly string[] = [
@@ -63,6 +73,16 @@ export interface DownloadOptions {
   offline?: boolean;
   /** Called as bytes arrive (a few times a second) and once when each file is finished. */
   onProgress?: (p: DownloadProgress) => void;
+  /**
+   * Retries of 5xx / 429 answers, dropped connections and stalled transfers: bounded, with exponential
+   * backoff; each retry of a file resumes it with an HTTP Range request (default 5 tries, 1 s doubling).
+   */
+  retry?: RetryOptions;
+  /**
+   * Aborts the download (Ctrl-C). The file being fetched stays as `blobs/<etag>.incomplete` and the next run
+   * resumes it; nothing unfinished is ever linked into `snapshots/`, and `refs/` is not written.
+   */
+  signal?: AbortSignal;
 }
 
 /** What {@link downloadModel} fetched. */
@@ -155,26 +175,6 @@ async function writeAtomic(path: string, text: string): Promise<void> {
   await Deno.rename(tmp, path);
 }
 
-// The library announces each file with `console.debug("Downloading X to Y")` (stdout in Deno, where the
-// CLI prints the snapshot path) and says "Symlink not supported…" with `console.info`. While it runs,
-// drop the first and send the second to stderr. Counted, so that overlapping downloads restore once.
-let quietDepth = 0;
-let savedConsole: { debug: typeof console.debug; info: typeof console.info } | undefined;
-async function quietLibrary<T>(fn: () => Promise<T>): Promise<T> {
-  if (quietDepth++ === 0) {
-    savedConsole = { debug: console.debug, info: console.info };
-    console.debug = (...args: unknown[]): void => {
-      if (!(typeof args[0] === "string" && args[0].startsWith("Downloading "))) console.error(...args);
-    };
-    console.info = (...args: unknown[]): void => console.error(...args);
-  }
-  try {
-    return await fn();
-  } finally {
-    if (--quietDepth === 0 && savedConsole) Object.assign(console, savedConsole);
-  }
-}
-
 function errorText(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
@@ -258,11 +258,22 @@ export async function explainFailure(e: unknown, f: Failure): Promise<Error> {
       );
     }
     return new Error(
-      `${endpoint} answered ${status} for ${f.file ?? repo}: try again later. ${await offlineHint(f)}`,
+      `${endpoint} answered ${status} for ${f.file ?? repo}${
+        / \(gave up after \d+ attempts\)$/.exec(e.message)?.[0] ?? ""
+      }: try again later. ${await offlineHint(f)}`,
       { cause: e },
     );
   }
   const message = errorText(e);
+  if (e instanceof RetryableError) {
+    return new Error(
+      `The download of ${
+        f.file ?? repo
+      } from ${endpoint} was interrupted (${message}): run again to resume ` +
+        `(finished files are kept). ${await offlineHint(f)}`,
+      { cause: e },
+    );
+  }
   if (
     e instanceof TypeError || typeof e === "string" || /connect|network|dns|resolve|socket/i.test(message)
   ) {
@@ -340,6 +351,7 @@ export async function downloadModel(repo: string, opts: DownloadOptions = {}): P
       if (!headers.has("authorization")) headers.set("authorization", `Bearer ${token}`);
       init = { ...init, headers };
     }
+    if (opts.signal) init = { ...init, signal: opts.signal };
     const response = await fetch(input, init);
     // HubApiError keeps only the status: remember the Hub's error code to tell a missing repo from a
     // missing revision or a gated repo.
@@ -347,10 +359,17 @@ export async function downloadModel(repo: string, opts: DownloadOptions = {}): P
     return response;
   };
   const common = { hubUrl: endpoint, accessToken: libraryToken, fetch: hubFetch };
+  const policy = retryPolicy(opts.retry);
   const guard = async <T>(fn: () => Promise<T>): Promise<T> => {
     try {
-      return await fn();
+      return await withRetries(policy, fn, opts.signal);
     } catch (e) {
+      if (opts.signal?.aborted) {
+        if (e instanceof Error && /download aborted/.test(e.message)) throw e;
+        throw new Error(`Download of ${repo} aborted${failure.file ? ` during ${failure.file}` : ""}`, {
+          cause: e,
+        });
+      }
       throw await explainFailure(e, failure);
     }
   };
@@ -409,20 +428,34 @@ export async function downloadModel(repo: string, opts: DownloadOptions = {}): P
     }, 200);
     failure.file = path;
     try {
-      await guard(() =>
-        quietLibrary(() => downloadFileToCacheDir({ ...common, repo, path, revision: sha, cacheDir }))
-      );
-      // A transfer cut short must not stay in the snapshot (fetch reports short bodies, this is a backstop).
-      const got = (await Deno.stat(join(dir, path))).size;
-      if (got !== total) {
-        await Deno.remove(join(dir, path)).catch(() => {});
-        await Deno.remove(blob).catch(() => {});
-        throw new Error(`${path} from ${endpoint} has ${got} bytes instead of ${total}: run again to retry.`);
+      await Deno.mkdir(join(storage, "blobs"), { recursive: true });
+      await Deno.mkdir(dirname(join(dir, path)), { recursive: true });
+      const blobSize = await Deno.stat(blob).then((s) => s.size, () => null);
+      if (blobSize !== total) {
+        const lfsSha = entry.lfs?.oid;
+        const url = `${endpoint}/${repo}/resolve/${sha}/${path.split("/").map(encodeURIComponent).join("/")}`;
+        await guard(() =>
+          transferBlob({
+            url,
+            file: path,
+            blob,
+            size: total,
+            sha256: lfsSha && /^[0-9a-f]{64}$/.test(lfsSha) ? lfsSha : undefined,
+            gitSha1: !entry.lfs && /^[0-9a-f]{40}$/.test(entry.oid ?? "") ? entry.oid : undefined,
+            headers: token ? { authorization: `Bearer ${token}` } : {},
+            fetch: hubFetch,
+            policy: { ...policy, attempts: 1 }, // `guard` retries
+            signal: opts.signal,
+          })
+        );
       }
+      await linkBlob(blob, join(dir, path));
     } catch (e) {
-      // The library cannot resume (it truncates `.incomplete` on the next try): drop the partial file
-      // now rather than leave it taking disk space (which matters most after ENOSPC).
-      await Deno.remove(`${blob}.incomplete`).catch(() => {});
+      // A partial `.incomplete` is kept for the next run to resume (Range), except after ENOSPC, where the
+      // space matters more. Nothing was linked into the snapshot.
+      if (isDiskFull(e) || isDiskFull((e as Error)?.cause)) {
+        await Deno.remove(`${blob}.incomplete`).catch(() => {});
+      }
       throw e;
     } finally {
       polling = false;

@@ -28,11 +28,15 @@ function message(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
+/** Token ids must be below this (2^24, over 100× Llama 3's vocabulary). */
+const MAX_TOKEN_ID = 1 << 24;
+
 /** Reads and parses a JSON file; `null` when it does not exist and `optional` is set. */
 async function readJson(path: string, optional: boolean): Promise<unknown> {
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    // Fatal decoding: invalid UTF-8 would otherwise become U+FFFD and silently change tokens.
+    text = new TextDecoder("utf-8", { fatal: true }).decode(await Deno.readFile(path));
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       if (optional) return null;
@@ -151,6 +155,15 @@ export class LlamaTokenizer {
     const register = (token: string, id: unknown): void => {
       if (!Number.isInteger(id) || (id as number) < 0) {
         throw new Error(`${source}: token ${JSON.stringify(token)} has an invalid id ${JSON.stringify(id)}`);
+      }
+      // vocab_size is the largest id + 1 and sizes tables: a corrupt id must not become a huge vocabulary.
+      if ((id as number) >= MAX_TOKEN_ID) {
+        throw new Error(
+          `${source}: token ${JSON.stringify(token)} has id ${id}, above ${
+            MAX_TOKEN_ID - 1
+          }, the largest this ` +
+            `tokenizer accepts (Llama 3 has 128256 tokens): the file is corrupt`,
+        );
       }
       this.#ids.set(token, id as number);
       this.#tokens.set(id as number, token);

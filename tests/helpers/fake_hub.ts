@@ -41,8 +41,31 @@ export interface FakeHub {
   cut(path: string, after: number, times?: number): void;
   /** The next `times` (default 1) requests of any kind answer `status` (e.g. 500). */
   fail(status: number, times?: number): void;
+  /**
+   * Faults of the downloads of `path` (each until cleared with `fault(path, {})`):
+   * `cutRanges` cuts Range answers too (`after` bytes into the range; the next `times` of them);
+   * `chunk` / `delayMs`: the body is sent `chunk` bytes at a time, `delayMs` apart (a slow server);
+   * `stallAfter`: after that many bytes the body stalls (never ends) for the next `stallTimes` downloads;
+   * `contentLength`: a wrong `Content-Length` (the body follows it: padded or cut);
+   * `etag`: a wrong `ETag` / `X-Linked-ETag`; `corrupt`: one byte of the body flipped;
+   * `noRange`: `Range` is ignored (200 with the whole file).
+   */
+  fault(path: string, f: FileFault): void;
   /** Stops the server and waits for it to close. */
   close(): Promise<void>;
+}
+
+/** See {@link FakeHub.fault}. */
+export interface FileFault {
+  cutRanges?: { after: number; times: number };
+  chunk?: number;
+  delayMs?: number;
+  stallAfter?: number;
+  stallTimes?: number;
+  contentLength?: number;
+  etag?: string;
+  corrupt?: boolean;
+  noRange?: boolean;
 }
 
 const LFS = /\.(safetensors|bin|pth|pt|gguf)$/;
@@ -81,6 +104,19 @@ function hubError(status: number, code: string, message: string): Response {
   return json({ error: message }, status, { "x-error-code": code });
 }
 
+/** The first `after` bytes of `data`, then the body ends short of its Content-Length (a dropped connection). */
+function cutBody(data: Uint8Array, after: number): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>({
+    start(controller): void {
+      if (after > 0) controller.enqueue(data.slice(0, after));
+    },
+    async pull(controller): Promise<void> {
+      await new Promise((r) => setTimeout(r, 20));
+      controller.close();
+    },
+  });
+}
+
 /** Starts a fake Hub serving `repos` (keyed `org/name`) on a free port of 127.0.0.1. */
 export async function startFakeHub(repos: Record<string, FakeRepo>): Promise<FakeHub> {
   const entries = new Map<string, Map<string, FileEntry>>();
@@ -92,6 +128,33 @@ export async function startFakeHub(repos: Record<string, FakeRepo>): Promise<Fak
   const requests: LoggedRequest[] = [];
   const cuts = new Map<string, { after: number; times: number }>();
   let failures: { status: number; times: number } | undefined;
+  const faults = new Map<string, FileFault>();
+  const pending = new Set<ReadableStreamDefaultController<Uint8Array>>();
+  /** A body sent `chunk` bytes every `delayMs`, stalling for good after `stallAfter` bytes if set. */
+  const paced = (data: Uint8Array, chunk: number, delayMs: number, stallAfter?: number): ReadableStream => {
+    let at = 0;
+    let ctl: ReadableStreamDefaultController<Uint8Array>;
+    return new ReadableStream<Uint8Array>({
+      start(c): void {
+        ctl = c;
+        pending.add(c);
+      },
+      async pull(c): Promise<void> {
+        if (stallAfter !== undefined && at >= stallAfter) return await new Promise(() => {}); // never resolves
+        if (at >= data.length) {
+          pending.delete(c);
+          return c.close();
+        }
+        if (at > 0 && delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+        const end = Math.min(data.length, at + chunk, stallAfter ?? Infinity);
+        c.enqueue(data.slice(at, end));
+        at = end;
+      },
+      cancel(): void {
+        pending.delete(ctl);
+      },
+    });
+  };
 
   const treeEntry = (e: FileEntry, sha: string, expand: boolean): Record<string, unknown> => ({
     type: "file",
@@ -184,7 +247,18 @@ export async function startFakeHub(repos: Record<string, FakeRepo>): Promise<Fak
           );
         }
       }
-      const etag = `"${e.lfs?.oid ?? e.oid}"`;
+      const f = faults.get(path) ?? {};
+      const etag = `"${f.etag ?? e.lfs?.oid ?? e.oid}"`;
+      let data = e.data;
+      if (f.corrupt) {
+        data = data.slice();
+        data[data.length >> 1] ^= 0x40;
+      }
+      if (f.contentLength !== undefined) {
+        const d = new Uint8Array(f.contentLength);
+        d.set(data.subarray(0, Math.min(data.length, f.contentLength)));
+        data = d;
+      }
       const headers: Record<string, string> = {
         "content-type": "application/octet-stream",
         "accept-ranges": "bytes",
@@ -193,14 +267,44 @@ export async function startFakeHub(repos: Record<string, FakeRepo>): Promise<Fak
         "x-linked-size": String(e.data.length),
         "x-repo-commit": repo.sha,
       };
-      const range = req.headers.get("range")?.match(/^bytes=(\d+)-(\d*)$/);
+      const range = f.noRange ? null : req.headers.get("range")?.match(/^bytes=(\d+)-(\d*)$/);
+      const stall = f.stallAfter !== undefined && (f.stallTimes ?? 1) > 0;
+      if (stall) f.stallTimes = (f.stallTimes ?? 1) - 1;
       if (range) {
         const start = Number(range[1]);
-        const end = Math.min(range[2] ? Number(range[2]) : e.data.length - 1, e.data.length - 1);
-        headers["content-range"] = `bytes ${start}-${end}/${e.data.length}`;
-        return new Response(e.data.slice(start, end + 1), { status: 206, headers });
+        if (start >= data.length) {
+          return new Response(null, { status: 416, headers: { "content-range": `bytes */${data.length}` } });
+        }
+        const end = Math.min(range[2] ? Number(range[2]) : data.length - 1, data.length - 1);
+        headers["content-range"] = `bytes ${start}-${end}/${data.length}`;
+        const part = data.slice(start, end + 1);
+        const rc = f.cutRanges;
+        if (rc && rc.times > 0 && rc.after < part.length) {
+          rc.times--;
+          headers["content-length"] = String(part.length);
+          return new Response(cutBody(part, rc.after), { status: 206, headers });
+        }
+        if (f.chunk || stall) {
+          return new Response(
+            paced(part, f.chunk ?? 65536, f.delayMs ?? 0, stall ? f.stallAfter : undefined),
+            {
+              status: 206,
+              headers,
+            },
+          );
+        }
+        return new Response(part, { status: 206, headers });
       }
-      headers["content-length"] = String(e.data.length);
+      headers["content-length"] = String(data.length);
+      if (req.method !== "HEAD" && (f.chunk || stall)) {
+        return new Response(paced(data, f.chunk ?? 65536, f.delayMs ?? 0, stall ? f.stallAfter : undefined), {
+          headers,
+        });
+      }
+      if (f.cutRanges && f.cutRanges.times > 0 && f.cutRanges.after < data.length && req.method !== "HEAD") {
+        f.cutRanges.times--;
+        return new Response(cutBody(data, f.cutRanges.after), { headers });
+      }
       const cut = cuts.get(path);
       if (cut && cut.times > 0) {
         cut.times--;
@@ -217,7 +321,7 @@ export async function startFakeHub(repos: Record<string, FakeRepo>): Promise<Fak
         });
         return new Response(body, { headers });
       }
-      return new Response(req.method === "HEAD" ? null : e.data, { headers });
+      return new Response(req.method === "HEAD" ? null : data, { headers });
     }
     return hubError(404, "NotFound", `fake hub: no route for ${req.method} ${url.pathname}`);
   };
@@ -232,7 +336,12 @@ export async function startFakeHub(repos: Record<string, FakeRepo>): Promise<Fak
     fail(status: number, times = 1): void {
       failures = { status, times };
     },
+    fault(path: string, f: FileFault): void {
+      faults.set(path, f);
+    },
     async close(): Promise<void> {
+      for (const c of pending) c.error(new Error("fake hub closing"));
+      pending.clear();
       await server.shutdown();
     },
   };

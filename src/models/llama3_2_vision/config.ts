@@ -42,6 +42,24 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
+/**
+ * Upper bounds on config sizes, far above any Llama 3.2 Vision checkpoint (90B: hidden 8192, 100 layers, vocab
+ * 128256, intermediate 28672, 131072 positions). A corrupt config (hidden_size 1e12) is refused here, before
+ * anything is allocated from it, instead of surfacing as an out-of-memory error later.
+ */
+export const CONFIG_LIMITS: Readonly<Record<string, number>> = Object.freeze({
+  num_hidden_layers: 1024,
+  hidden_size: 65536,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  vocab_size: 1 << 22,
+  intermediate_size: 1 << 20,
+  max_position_embeddings: 1 << 20,
+  max_num_tiles: 64,
+  image_size: 4096,
+  patch_size: 4096,
+});
+
 function posInt(obj: Record<string, unknown>, field: string, where: string): number {
   const v = obj[field];
   if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
@@ -49,6 +67,13 @@ function posInt(obj: Record<string, unknown>, field: string, where: string): num
       `${where}: field "${field}" must be a positive integer, got ${
         v === undefined ? "nothing" : JSON.stringify(v)
       }`,
+    );
+  }
+  const max = CONFIG_LIMITS[field];
+  if (max !== undefined && v > max) {
+    throw new Error(
+      `${where}: field "${field}" is ${v}, above ${max}, the most this implementation accepts (far beyond any ` +
+        `Llama 3.2 Vision model): the config is corrupt or not a Llama 3.2 Vision config`,
     );
   }
   return v;
@@ -98,6 +123,16 @@ export function decoderArgsFromConfig(config: unknown, source = "config.json"): 
   const vocab_size = posInt(text, "vocab_size", where);
   const intermediate_dim = posInt(text, "intermediate_size", where);
   const max_seq_len = posInt(text, "max_position_embeddings", where);
+  if (num_heads > embed_dim || embed_dim % num_heads !== 0) {
+    throw new Error(
+      `${where}: hidden_size (${embed_dim}) must be a multiple of num_attention_heads (${num_heads})`,
+    );
+  }
+  if (num_kv_heads > num_heads || num_heads % num_kv_heads !== 0) {
+    throw new Error(
+      `${where}: num_attention_heads (${num_heads}) must be a multiple of num_key_value_heads (${num_kv_heads})`,
+    );
+  }
   const rope_base = text.rope_theta ?? 500000;
   if (typeof rope_base !== "number" || !Number.isFinite(rope_base) || rope_base <= 1) {
     throw new Error(
@@ -175,7 +210,7 @@ export async function readConfig(
   const path = join(dir, "config.json");
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(await Deno.readFile(path));
   } catch (e) {
     throw new Error(`${path}: cannot read the model config: ${(e as Error).message}`);
   }

@@ -75,10 +75,31 @@ export function scale_hidden_dim_for_mlp(dim: number, multiple_of = 256): number
   return multiple_of * Math.ceil(hidden / multiple_of);
 }
 
+/** Far above any Llama 3.2 Vision model; larger values are corrupt and would only end in out-of-memory. */
+const DECODER_LIMITS: Readonly<Record<string, number>> = {
+  vocab_size: 1 << 22,
+  num_layers: 1024,
+  fusion_interval: 1024,
+  num_special_tokens: 1 << 16,
+  num_heads: 1024,
+  num_kv_heads: 1024,
+  embed_dim: 65536,
+  max_seq_len: 1 << 20,
+  encoder_max_seq_len: 1 << 24,
+  intermediate_dim: 1 << 20,
+};
+
 function positiveInt(name: string, value: unknown): number {
-  if (typeof value !== "number" || !Number.isInteger(value) || value <= 0) {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
     throw new RangeError(
       `llama3_2_vision_decoder: ${name} must be a positive integer, got ${JSON.stringify(value)}`,
+    );
+  }
+  const max = DECODER_LIMITS[name];
+  if (max !== undefined && value > max) {
+    throw new RangeError(
+      `llama3_2_vision_decoder: ${name} is ${value}, above ${max}, the most this implementation accepts ` +
+        `(far beyond any Llama 3.2 Vision model)`,
     );
   }
   return value;

@@ -238,6 +238,18 @@ function isObject(v: unknown): v is Record<string, unknown> {
   return v !== null && typeof v === "object" && !Array.isArray(v);
 }
 
+/** Far above any Llama 3.2 Vision encoder (hidden 1280, 32 + 8 layers, 560-pixel tiles, 4 tiles). */
+const VISION_FIELD_LIMITS: Readonly<Record<string, number>> = {
+  hidden_size: 65536,
+  attention_heads: 1024,
+  num_hidden_layers: 1024,
+  num_global_layers: 1024,
+  image_size: 4096,
+  patch_size: 4096,
+  max_num_tiles: 64,
+  num_channels: 16,
+};
+
 function posIntField(obj: Record<string, unknown>, field: string, where: string): number {
   const v = obj[field];
   if (typeof v !== "number" || !Number.isSafeInteger(v) || v <= 0) {
@@ -245,6 +257,13 @@ function posIntField(obj: Record<string, unknown>, field: string, where: string)
       `${where}: field "${field}" must be a positive integer, got ${
         v === undefined ? "nothing" : JSON.stringify(v)
       }`,
+    );
+  }
+  const max = VISION_FIELD_LIMITS[field];
+  if (max !== undefined && v > max) {
+    throw new Error(
+      `${where}: field "${field}" is ${v}, above ${max}, the most this implementation accepts: the config ` +
+        `is corrupt or not a Llama 3.2 Vision config`,
     );
   }
   return v;
