@@ -12,11 +12,13 @@ import weightQ4 from "./weight_q4.wgsl" with { type: "text" };
 import embedding from "./embedding.wgsl" with { type: "text" };
 import linear from "./linear.wgsl" with { type: "text" };
 import matvec from "./matvec.wgsl" with { type: "text" };
+import matmul from "./matmul.wgsl" with { type: "text" };
 import rmsNorm from "./rms_norm.wgsl" with { type: "text" };
 import rope from "./rope.wgsl" with { type: "text" };
 import kvCacheUpdate from "./kv_cache_update.wgsl" with { type: "text" };
 import attention from "./attention.wgsl" with { type: "text" };
 import attentionVec4 from "./attention_vec4.wgsl" with { type: "text" };
+import attentionTiled from "./attention_tiled.wgsl" with { type: "text" };
 import attentionCombine from "./attention_combine.wgsl" with { type: "text" };
 import swiglu from "./swiglu.wgsl" with { type: "text" };
 import gatedResidual from "./gated_residual.wgsl" with { type: "text" };
@@ -34,11 +36,13 @@ export const KERNELS = {
   embedding,
   linear,
   matvec,
+  matmul,
   rms_norm: rmsNorm,
   rope,
   kv_cache_update: kvCacheUpdate,
   attention,
   attention_vec4: attentionVec4,
+  attention_tiled: attentionTiled,
   attention_combine: attentionCombine,
   swiglu,
   gated_residual: gatedResidual,

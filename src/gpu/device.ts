@@ -35,6 +35,8 @@ export interface GpuLimits {
   maxWorkgroupsPerDimension: number;
   /** Storage buffers a compute shader may bind. */
   maxStorageBuffersPerShaderStage: number;
+  /** Workgroup memory per workgroup, in bytes. */
+  maxWorkgroupStorageBytes: number;
 }
 
 const INSTALL_HINT =
@@ -82,6 +84,7 @@ export class Gpu {
       uniformOffsetAlignment: l.minUniformBufferOffsetAlignment,
       maxWorkgroupsPerDimension: l.maxComputeWorkgroupsPerDimension,
       maxStorageBuffersPerShaderStage: l.maxStorageBuffersPerShaderStage,
+      maxWorkgroupStorageBytes: l.maxComputeWorkgroupStorageSize,
     };
     this.hasShaderF16 = device.features.has("shader-f16");
     // deno-lint-ignore no-explicit-any

@@ -230,10 +230,13 @@ export function linear(
     for (const [m0, mc] of ranges(rec.gpu, M, [K * 4, N * 4], 4 * rec.gpu.limits.maxWorkgroupsPerDimension)) {
       const xw = bindWindow(rec.gpu, x, m0 * K * 4, mc * K * 4);
       const ow = bindWindow(rec.gpu, out, m0 * N * 4, mc * N * 4);
-      // Few tokens (decoding): the matrix-vector kernel streams each weight row once per token.
-      const vector = mc < MATVEC_MAX_TOKENS && K % 8 === 0 && xw.elementOffset % 4 === 0;
+      // Rows of a multiple of 8 with aligned activations take the vec4 kernels: matrix-vector for a few
+      // tokens (decoding: each weight row streamed once per token), 8×4 register tiles for more.
+      const fast = K % 8 === 0 && xw.elementOffset % 4 === 0;
+      const kernel = !fast ? "linear" : mc < MATVEC_MAX_TOKENS ? "matvec" : "matmul";
+      const tokensPerGroup = { linear: 4, matvec: 1, matmul: 8 }[kernel];
       rec.dispatch(
-        vector ? "matvec" : "linear",
+        kernel,
         weight.dtype,
         [chunk.buffer, xw.resource, ow.resource, bias ?? rec.dummy],
         pack("uuuuuuuu", [
@@ -246,7 +249,7 @@ export function linear(
           ow.elementOffset,
           bias ? 1 : 0,
         ]),
-        [Math.ceil(chunk.rowCount / 4 / WORKGROUP), vector ? mc : Math.ceil(mc / 4), 1],
+        [Math.ceil(chunk.rowCount / 4 / WORKGROUP), Math.ceil(mc / tokensPerGroup), 1],
       );
     }
   }
@@ -333,6 +336,12 @@ export type AttentionMask =
    */
   | { kind: "bits"; bits: GPUBuffer; words: number; used?: number };
 
+/** Query positions from which attention uses the query-tiled kernel (attention_tiled.wgsl). */
+const TILED_ATTENTION_MIN_QUERIES = 8;
+
+/** Workgroup memory attention_tiled.wgsl declares (8 queries × 64 vec4 + 8 × 256 scores + 8 × 64). */
+const TILED_ATTENTION_WORKGROUP_BYTES = 8 * 64 * 16 + 8 * 256 * 4 + 8 * 64 * 4;
+
 /** Largest head_dim the attention kernel holds in workgroup memory. */
 export const MAX_HEAD_DIM = 256;
 
@@ -356,45 +365,61 @@ export function attention(
 ): void {
   if (headDim > MAX_HEAD_DIM) throw new GpuError(`head_dim ${headDim} exceeds the supported ${MAX_HEAD_DIM}`);
   const nTokens = batch * seq;
+  // Many queries (prefill, the vision encoder): groups of 8 queries share every key and value load.
+  const tiled = headDim % 4 === 0 && seq >= TILED_ATTENTION_MIN_QUERIES &&
+    rec.gpu.limits.maxWorkgroupStorageBytes >= TILED_ATTENTION_WORKGROUP_BYTES;
   // Keys past the last one the mask allows cannot contribute: attend over the keys in use only.
   const kvUsed = Math.max(1, Math.min(kvLen, mask.kind === "bits" ? mask.used ?? kvLen : kvLen));
-  // Blocks of 256…2048 keys: at most ~64 blocks, and a bounded loop count per invocation.
-  const block = Math.min(2048, Math.max(256, Math.ceil(kvUsed / 64 / 256) * 256));
+  // Blocks of 256…2048 keys (1024 when tiled): at most ~64 blocks, and bounded loops per invocation.
+  const block = Math.min(tiled ? 1024 : 2048, Math.max(256, Math.ceil(kvUsed / 64 / 256) * 256));
   const nBlocks = Math.ceil(kvUsed / block);
   const partialPerToken = nHeads * nBlocks * (headDim + 2) * 4;
   const width = nHeads * headDim;
   const maskWords = mask.kind === "bits" ? mask.words : 0;
-  const tokenCap = Math.min(rec.gpu.limits.maxWorkgroupsPerDimension, nTokens);
-  const perRange = [width * 4, partialPerToken, maskWords * 4];
-  const firstRange = ranges(rec.gpu, nTokens, perRange, tokenCap).next().value;
-  const partial = rec.scratch((firstRange ? firstRange[1] : 1) * partialPerToken, "attention partial");
+  const room = rec.gpu.limits.maxBindingBytes - rec.gpu.limits.storageOffsetAlignment;
+  const byBinding = Math.floor(room / Math.max(width * 4, partialPerToken, maskWords * 4, 4));
+  if (byBinding < 8) throw new GpuError("internal: one token's attention state exceeds a binding");
+  // Token ranges: within one sequence when tiled (a group of queries never straddles two sequences).
+  const per = tiled
+    ? Math.floor(Math.min(byBinding, 8 * rec.gpu.limits.maxWorkgroupsPerDimension) / 8) * 8
+    : Math.min(byBinding, rec.gpu.limits.maxWorkgroupsPerDimension);
+  const spans: [number, number][] = [];
+  if (tiled) {
+    for (let b = 0; b < batch; b++) {
+      for (let s0 = 0; s0 < seq; s0 += per) spans.push([b * seq + s0, Math.min(per, seq - s0)]);
+    }
+  } else {
+    for (let t0 = 0; t0 < nTokens; t0 += per) spans.push([t0, Math.min(per, nTokens - t0)]);
+  }
+  const partial = rec.scratch(Math.max(...spans.map(([, n]) => n)) * partialPerToken, "attention partial");
   const modeId = { none: 0, causal: 1, bits: 2 }[mask.kind];
-  for (const [t0, n] of ranges(rec.gpu, nTokens, perRange, tokenCap)) {
+  for (const [t0, n] of spans) {
     const qw = bindWindow(rec.gpu, q, t0 * width * 4, n * width * 4);
     const mw = mask.kind === "bits"
       ? bindWindow(rec.gpu, mask.bits, t0 * maskWords * 4, n * maskWords * 4)
       : null;
+    const params = [
+      seq,
+      nHeads,
+      nKv,
+      headDim,
+      kvLen,
+      kvUsed,
+      block,
+      nBlocks,
+      modeId,
+      maskWords,
+      t0,
+      qw.elementOffset,
+      mw ? mw.elementOffset : 0,
+      1 / Math.sqrt(headDim),
+    ];
     rec.dispatch(
-      headDim % 4 === 0 ? "attention_vec4" : "attention",
+      tiled ? "attention_tiled" : headDim % 4 === 0 ? "attention_vec4" : "attention",
       undefined,
       [qw.resource, k, v, mw ? mw.resource : rec.dummy, partial],
-      pack("uuuuuuuuuuuuuf", [
-        seq,
-        nHeads,
-        nKv,
-        headDim,
-        kvLen,
-        kvUsed,
-        block,
-        nBlocks,
-        modeId,
-        maskWords,
-        t0,
-        qw.elementOffset,
-        mw ? mw.elementOffset : 0,
-        1 / Math.sqrt(headDim),
-      ]),
-      [nBlocks, nHeads, n],
+      tiled ? pack("uuuuuuuuuuuuufu", [...params, n]) : pack("uuuuuuuuuuuuuf", params),
+      [nBlocks, nHeads, tiled ? Math.ceil(n / 8) : n],
     );
     const ow = bindWindow(rec.gpu, out, t0 * width * 4, n * width * 4);
     rec.dispatch(
