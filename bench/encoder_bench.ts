@@ -2,7 +2,8 @@
  * The vision encoder with the real 11B shapes (`llama3_2_vision_encoder` as torchtune's
  * `llama3_2_vision_11b` builds it: CLIP 32 × 1280, 8 projection layers, 560-pixel tiles) and random
  * bf16 weights, on one image of 4 tiles (2×2): `deno bench --allow-read --allow-env bench/encoder_bench.ts`.
- * On a CPU adapter this takes minutes per run.
+ * On a CPU adapter a full run takes a long time: `ENCODER_LAYERS=4,1` keeps 4 CLIP layers and 1
+ * projection layer (same widths and token count), from which the full encoder's time scales by layers.
  */
 import {
   BufferOwner,
@@ -15,7 +16,18 @@ import { type ParamSource, uploadParameters } from "../src/checkpoint/upload.ts"
 import { Readback } from "../src/gpu/readback.ts";
 
 const gpu = await getGpu();
-const encoder = llama3_2_vision_encoder(LLAMA3_2_VISION_11B_ENCODER_ARGS);
+const scaled = Deno.env.get("ENCODER_LAYERS")?.split(",").map(Number);
+const args = { ...LLAMA3_2_VISION_11B_ENCODER_ARGS };
+if (scaled) {
+  args.clip_num_layers = scaled[0];
+  args.num_layers_projection = scaled[1];
+  args.clip_hidden_states = LLAMA3_2_VISION_11B_ENCODER_ARGS.clip_hidden_states!.map((i) =>
+    Math.min(i, scaled[0])
+  )
+    .filter((v, i, a) => a.indexOf(v) === i);
+}
+const encoder = llama3_2_vision_encoder(args);
+const layers = args.clip_num_layers + args.num_layers_projection;
 const owner = new BufferOwner(gpu);
 
 /** Random bf16 weights (std about 0.02, gates and norms near their usual values). */
@@ -68,3 +80,7 @@ Deno.bench(
     await rb.read();
   },
 );
+
+if (scaled) {
+  console.log(`${layers} of the full encoder's 40 layers: scale the per-layer time by 40 / ${layers}`);
+}

@@ -2,11 +2,14 @@
 // out[m, n0 + n] = Σ_k x[m, k] · W[n, k] (+ bias[n0 + n]), m < M (small), n < rows.
 // Decoding reads every weight once per token, and on CPU adapters the cost is the number of load
 // instructions (memory is loaded lane by lane): each invocation owns 4 consecutive weight rows of one
-// token and reads 8 weights per load (weight8) and 4 activations per load (x as vec4), x once per 4 rows.
+// token and reads 16 weights per step (weight16_scaled: two loads for bf16 / f16, one vec4 of values and
+// one scale for q8 / q4, the scale applied once per 16 products; 8 per step with weight8 when
+// K % 16 != 0) and 4 activations per load (x as vec4), x
+// once per 4 rows.
 // Needs K % 8 == 0 and x_off % 4 == 0 (ops.ts falls back to linear.wgsl otherwise).
 // Bindings: 0 weight (snippet), 1 x vec4<f32> [M, K/4] (window), 2 out f32 [M, out_stride] (window),
 // 3 bias f32 [out_stride] (unused when has_bias = 0), 4 params.
-// Workgroups: 64 invocations along x (256 rows per workgroup), y = token; K/8 loop iterations.
+// Workgroups: 64 invocations along x (256 rows per workgroup), y = token; K/16 (or K/8) loop iterations.
 struct Params {
   M: u32,
   K: u32,
@@ -34,7 +37,26 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let wb = vec4<u32>(n_base, min(n_base + 1u, last), min(n_base + 2u, last), min(n_base + 3u, last)) * p.K;
   let xb = (p.x_off + m * p.K) / 4u;
   var acc = vec4<f32>(0.0);
-  for (var k = 0u; k < p.K; k += 8u) {
+  // Rows of a multiple of 16 elements: sixteen weights per step (weight16_scaled).
+  let k_end16 = select(0u, p.K, (p.K & 15u) == 0u);
+  for (var k = 0u; k < k_end16; k += 16u) {
+    let a = x[xb + k / 4u];
+    let b = x[xb + k / 4u + 1u];
+    let c = x[xb + k / 4u + 2u];
+    let e = x[xb + k / 4u + 3u];
+    // The scale factored out of each row's 16 products (q8 / q4; 1.0, folded away, for float weights).
+    let w0 = weight16_scaled(wb.x + k);
+    let w1 = weight16_scaled(wb.y + k);
+    let w2 = weight16_scaled(wb.z + k);
+    let w3 = weight16_scaled(wb.w + k);
+    acc += vec4<f32>(
+      w0.d * (dot(a, w0.w[0]) + dot(b, w0.w[1]) + dot(c, w0.w[2]) + dot(e, w0.w[3])),
+      w1.d * (dot(a, w1.w[0]) + dot(b, w1.w[1]) + dot(c, w1.w[2]) + dot(e, w1.w[3])),
+      w2.d * (dot(a, w2.w[0]) + dot(b, w2.w[1]) + dot(c, w2.w[2]) + dot(e, w2.w[3])),
+      w3.d * (dot(a, w3.w[0]) + dot(b, w3.w[1]) + dot(c, w3.w[2]) + dot(e, w3.w[3])),
+    );
+  }
+  for (var k = k_end16; k < p.K; k += 8u) {
     let a = x[xb + k / 4u];
     let b = x[xb + k / 4u + 1u];
     let w0 = weight8(wb.x + k);

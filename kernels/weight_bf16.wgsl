@@ -2,7 +2,15 @@
 // A bf16 is the top 16 bits of an f32, so widening is a shift; all arithmetic happens in f32.
 // Binding 0: the weight (or one row-chunk of it), row-major, read as vec4<u32> (eight elements per load:
 // CPU adapters load memory lane by lane, so fewer, wider loads are faster).
-// weight_at(i): element i; weight4(i): elements i..i+3; weight8(i): elements i..i+7 for i % 8 == 0.
+// weight_at(i): element i; weight4(i): elements i..i+3; weight8(i): elements i..i+7 for i % 8 == 0;
+// weight16(i): elements i..i+15 for i % 16 == 0 (column j of the matrix: elements i+4j..i+4j+3);
+// weight16_scaled(i): the same 16 elements as s.w · s.d (a common factor, 1.0 for float weights), so a
+// dot product can apply a quantization scale once instead of per element.
+struct WeightScaled16 {
+  w: mat4x4<f32>,
+  d: f32,
+}
+
 @group(0) @binding(0) var<storage, read> weight: array<vec4<u32>>;
 
 fn bf16_pair(u: u32) -> vec2<f32> {
@@ -27,4 +35,19 @@ fn weight4(i: u32) -> vec4<f32> {
 fn weight8(i: u32) -> mat2x4<f32> {
   let u = weight[i >> 3u];
   return mat2x4<f32>(vec4<f32>(bf16_pair(u.x), bf16_pair(u.y)), vec4<f32>(bf16_pair(u.z), bf16_pair(u.w)));
+}
+
+fn weight16(i: u32) -> mat4x4<f32> {
+  let u = weight[i >> 3u];
+  let v = weight[(i >> 3u) + 1u];
+  return mat4x4<f32>(
+    vec4<f32>(bf16_pair(u.x), bf16_pair(u.y)),
+    vec4<f32>(bf16_pair(u.z), bf16_pair(u.w)),
+    vec4<f32>(bf16_pair(v.x), bf16_pair(v.y)),
+    vec4<f32>(bf16_pair(v.z), bf16_pair(v.w)),
+  );
+}
+
+fn weight16_scaled(i: u32) -> WeightScaled16 {
+  return WeightScaled16(weight16(i), 1.0);
 }

@@ -1,7 +1,15 @@
 // Weight access for f16 weights kept as stored: two per u32, unpacked with the core builtin
 // unpack2x16float (no shader-f16 feature needed). All arithmetic happens in f32.
 // Binding 0: the weight (or one row-chunk of it), row-major, read as vec4<u32> (eight elements per load).
-// weight_at(i): element i; weight4(i): elements i..i+3; weight8(i): elements i..i+7 for i % 8 == 0.
+// weight_at(i): element i; weight4(i): elements i..i+3; weight8(i): elements i..i+7 for i % 8 == 0;
+// weight16(i): elements i..i+15 for i % 16 == 0 (column j of the matrix: elements i+4j..i+4j+3);
+// weight16_scaled(i): the same 16 elements as s.w · s.d (a common factor, 1.0 for float weights), so a
+// dot product can apply a quantization scale once instead of per element.
+struct WeightScaled16 {
+  w: mat4x4<f32>,
+  d: f32,
+}
+
 @group(0) @binding(0) var<storage, read> weight: array<vec4<u32>>;
 
 fn weight_at(i: u32) -> f32 {
@@ -25,4 +33,19 @@ fn weight8(i: u32) -> mat2x4<f32> {
     vec4<f32>(unpack2x16float(u.x), unpack2x16float(u.y)),
     vec4<f32>(unpack2x16float(u.z), unpack2x16float(u.w)),
   );
+}
+
+fn weight16(i: u32) -> mat4x4<f32> {
+  let u = weight[i >> 3u];
+  let v = weight[(i >> 3u) + 1u];
+  return mat4x4<f32>(
+    vec4<f32>(unpack2x16float(u.x), unpack2x16float(u.y)),
+    vec4<f32>(unpack2x16float(u.z), unpack2x16float(u.w)),
+    vec4<f32>(unpack2x16float(v.x), unpack2x16float(v.y)),
+    vec4<f32>(unpack2x16float(v.z), unpack2x16float(v.w)),
+  );
+}
+
+fn weight16_scaled(i: u32) -> WeightScaled16 {
+  return WeightScaled16(weight16(i), 1.0);
 }

@@ -1,7 +1,15 @@
 // Weight access for f32 weights, prepended to kernels that read a weight.
 // Binding 0: the weight (or one row-chunk of it) as stored, row-major, read as vec4 (one load per four
 // elements: CPU adapters load memory lane by lane, so fewer, wider loads are faster).
-// weight_at(i): element i; weight4(i): elements i..i+3; weight8(i): elements i..i+7 for i % 8 == 0.
+// weight_at(i): element i; weight4(i): elements i..i+3; weight8(i): elements i..i+7 for i % 8 == 0;
+// weight16(i): elements i..i+15 for i % 16 == 0 (column j of the matrix: elements i+4j..i+4j+3);
+// weight16_scaled(i): the same 16 elements as s.w · s.d (a common factor, 1.0 for float weights), so a
+// dot product can apply a quantization scale once instead of per element.
+struct WeightScaled16 {
+  w: mat4x4<f32>,
+  d: f32,
+}
+
 @group(0) @binding(0) var<storage, read> weight: array<vec4<f32>>;
 
 fn weight_at(i: u32) -> f32 {
@@ -17,4 +25,13 @@ fn weight4(i: u32) -> vec4<f32> {
 
 fn weight8(i: u32) -> mat2x4<f32> {
   return mat2x4<f32>(weight[i >> 2u], weight[(i >> 2u) + 1u]);
+}
+
+fn weight16(i: u32) -> mat4x4<f32> {
+  let j = i >> 2u;
+  return mat4x4<f32>(weight[j], weight[j + 1u], weight[j + 2u], weight[j + 3u]);
+}
+
+fn weight16_scaled(i: u32) -> WeightScaled16 {
+  return WeightScaled16(weight16(i), 1.0);
 }

@@ -63,7 +63,10 @@ Deno.test("generate on the bundled model works offline with no arguments", async
   const r = await cli(["generate", "--max-new-tokens", "6"]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /tiny random model/);
-  assert.match(r.stderr, /prompt \d+ tokens at [\d.]+ tokens\/s · generated [1-6] tokens at [\d.]+ tokens\/s/);
+  assert.match(
+    r.stderr,
+    /prompt \d+ tokens at [\d.]+ tokens\/s · generated [1-6] tokens at [\d.]+ tokens\/s/,
+  );
   assert.ok(r.stdout.length > 0);
 });
 

@@ -48,9 +48,10 @@ Deno.test("quantizeRows: layout, ties away from zero, zero groups", () => {
   g8.set([127, -127, 2.5, -2.5, 0.5, -0.5, 1.49, -1.51, 3, -4]);
   const b8 = quantizeRows(g8, "q8");
   assert.equal(b8.byteLength, 36);
+  // The values (8 words), then the scale.
   const v8 = new DataView(b8.buffer, b8.byteOffset);
-  assert.equal(v8.getFloat32(0, true), 1);
-  assert.deepEqual(Array.from(new Int8Array(b8.buffer, b8.byteOffset + 4, 10)), [
+  assert.equal(v8.getFloat32(32, true), 1);
+  assert.deepEqual(Array.from(new Int8Array(b8.buffer, b8.byteOffset, 10)), [
     127,
     -127,
     3,
@@ -67,11 +68,12 @@ Deno.test("quantizeRows: layout, ties away from zero, zero groups", () => {
   g4[8] = -0.5;
   const b4 = quantizeRows(g4, "q4");
   assert.equal(b4.byteLength, 20);
+  // The values (4 words), then the scale.
   const v4 = new DataView(b4.buffer, b4.byteOffset);
-  assert.equal(v4.getFloat32(0, true), 1);
-  // Word 1: nibbles 7, −7 (9), 3, −4 (c), 1, 1, −1 (f), 6 → 0x6f11c397 read as little-endian.
-  assert.equal(v4.getUint32(4, true), 0x6f11c397);
-  assert.equal(v4.getUint32(8, true) & 0xf, 0xf); // −0.5 → −1
+  assert.equal(v4.getFloat32(16, true), 1);
+  // Word 0: nibbles 7, −7 (9), 3, −4 (c), 1, 1, −1 (f), 6 → 0x6f11c397 read as little-endian.
+  assert.equal(v4.getUint32(0, true), 0x6f11c397);
+  assert.equal(v4.getUint32(4, true) & 0xf, 0xf); // −0.5 → −1
   assert.deepEqual(
     Array.from(dequantizeRows(b4, "q4", 32).subarray(0, 9)),
     [7, -7, 3, -4, 1, 1, -1, 6, -1],
@@ -80,6 +82,17 @@ Deno.test("quantizeRows: layout, ties away from zero, zero groups", () => {
   const z = quantizeRows(new Float32Array(64), "q4");
   assert.ok(new Uint32Array(z.buffer).every((u) => u === 0));
   assert.throws(() => quantizeRows(new Float32Array(33), "q8"), RangeError);
+  // Several groups: all the values, then all the scales, in group order.
+  const two = new Float32Array(64);
+  two[0] = 127;
+  two[32] = -254;
+  const b2 = new DataView(quantizeRows(two, "q8").buffer);
+  assert.deepEqual([b2.getInt8(0), b2.getInt8(32), b2.getFloat32(64, true), b2.getFloat32(68, true)], [
+    127,
+    -127,
+    1,
+    2,
+  ]);
 });
 
 Deno.test("quantize → dequantize: |x − x̂| ≤ d/2 per element, rms error ≈ d/√12", () => {
@@ -179,10 +192,10 @@ function quantWeight(gpu: Gpu, owner: BufferOwner, rows: number, cols: number, d
   const bytes = quantizeRows(w, dtype);
   const weight = new WeightStorage(owner, [rows, cols], dtype, `w ${dtype}`);
   assert.equal(weight.rowBytes, cols / 32 * groupWords(dtype) * 4);
-  // Upload in two pieces, as the loader streams them.
+  // Upload in two pieces, each quantized on its own, as the loader streams them.
   const half = Math.floor(rows / 2);
-  weight.writeRows(gpu, 0, bytes.subarray(0, half * weight.rowBytes));
-  weight.writeRows(gpu, half, bytes.subarray(half * weight.rowBytes));
+  weight.writeRows(gpu, 0, quantizeRows(w.subarray(0, half * cols), dtype));
+  weight.writeRows(gpu, half, quantizeRows(w.subarray(half * cols), dtype));
   return { weight, values: dequantizeRows(bytes, dtype, rows * cols) };
 }
 
@@ -245,13 +258,41 @@ gpuTest("embedding with q8 / q4 tables gathers dequantized rows exactly", async 
   }
 });
 
-Deno.test("WeightStorage: q8 / q4 byte sizes, and rows that are not whole groups are refused", async () => {
+gpuTest("WeightStorage: q8 / q4 sizes, chunk layout (header, values, scales), bad rows refused", async () => {
   const gpu = await testGpu();
   const owner = new BufferOwner(gpu);
   try {
     assert.equal(new WeightStorage(owner, [4, 4096], "q8", "q8").rowBytes, 4096 / 32 * 36);
     assert.equal(new WeightStorage(owner, [4, 4096], "q4", "q4").rowBytes, 4096 / 32 * 20);
     assert.throws(() => new WeightStorage(owner, [4, 48], "q4", "bad"), /multiple of 32/);
+    assert.throws(() => new WeightStorage(owner, [4, 64], "q8", "q8").rowRange(0, 0, 32), /no contiguous/);
+    // Split across chunks and written in pieces that straddle them: each chunk is the header, the
+    // values of its rows, then their scales.
+    const splitGpu = await testGpu(SPLIT_BYTES);
+    const split = new BufferOwner(splitGpu);
+    try {
+      for (const dtype of ["q8", "q4"] as const) {
+        const rows = 70, cols = 128;
+        const w = testWeights(new Rng(5), rows, cols);
+        const weight = new WeightStorage(split, [rows, cols], dtype, dtype);
+        assert.ok(weight.chunks.length > 1);
+        for (let r = 0; r < rows; r += 9) {
+          const n = Math.min(9, rows - r);
+          weight.writeRows(splitGpu, r, quantizeRows(w.subarray(r * cols, (r + n) * cols), dtype));
+        }
+        for (const c of weight.chunks) {
+          const vb = (dtype === "q8" ? cols : cols / 2) * c.rowCount;
+          const words = new Uint8Array(
+            (await readF32(splitGpu, c.buffer, 4 + (c.rowCount * weight.rowBytes) / 4)).buffer,
+          );
+          assert.equal(new DataView(words.buffer).getUint32(0, true), (16 + vb) / 4);
+          const expect = quantizeRows(w.subarray(c.rowStart * cols, (c.rowStart + c.rowCount) * cols), dtype);
+          assert.deepEqual(words.subarray(16), expect);
+        }
+      }
+    } finally {
+      split.destroy();
+    }
   } finally {
     owner.destroy();
   }

@@ -2,12 +2,19 @@
  * Weight-only quantization at load time: f32 rows → the q8 / q4 group layout the `weight_q8.wgsl` /
  * `weight_q4.wgsl` snippets read, and f32 → bf16 for `dtype: "bf16"`.
  *
- * Layout (per row, `cols % 32 == 0`): groups of {@link QUANT_GROUP} = 32 consecutive elements, each
- * stored as one u32 holding the f32 scale `d` followed by the values:
- * - q8: 8 u32 of four int8 each (element 4j+b of the group in byte b of word 1+j), `d = max|x| / 127`,
- *   `q ∈ [−127, 127]`: 9 u32 = 36 bytes per 32 weights (1.125 bytes per weight).
- * - q4: 4 u32 of eight int4 each (element 8j+n in bits 4n…4n+3 of word 1+j, two's complement),
- *   `d = max|x| / 7`, `q ∈ [−7, 7]`: 5 u32 = 20 bytes per 32 weights (0.625 bytes per weight).
+ * Layout: each row (`cols % 32 == 0`) is cut into groups of {@link QUANT_GROUP} = 32 consecutive elements
+ * with one f32 scale `d` each; the values and the scales are stored apart, so that the kernels load 16
+ * (q8) or 32 (q4) values with one vec4<u32> load and their scale with one more:
+ * - q8: four int8 per u32 (element 4j+b in byte b of word j), `d = max|x| / 127`, `q ∈ [−127, 127]`:
+ *   8 value words and one scale word per 32 weights (1.125 bytes per weight).
+ * - q4: eight int4 per u32 (element 8j+n in bits 4n…4n+3 of word j, two's complement), `d = max|x| / 7`,
+ *   `q ∈ [−7, 7]`: 4 value words (one vec4, one group) and one scale word per 32 weights (0.625 bytes per
+ *   weight).
+ *
+ * {@link quantizeRows} packs a piece of whole rows as all their values (row-major) followed by all their
+ * scales (row-major); `WeightStorage.writeRows` scatters such a piece into a row-chunk buffer laid out as
+ * a 16-byte header (word 0: the word offset of the scales), the values of all the chunk's rows, then their
+ * scales (see `kernels/weight_q8.wgsl`).
  *
  * `q = round(x / d)` with ties away from zero (computed as `x · (1/d)`, as llama.cpp's q8_0 does); an
  * all-zero group has `d = 0`. The value is `f32(q) · d`, so `|x − f32(q)·d| ≤ d/2` up to f32 rounding.
@@ -29,7 +36,7 @@ export type QuantDtype = "q8" | "q4";
  */
 export type LoadDtype = "auto" | "bf16" | "q8" | "q4";
 
-/** u32 words per group: the scale plus the packed values. */
+/** u32 words per group: the packed values plus the scale. */
 export function groupWords(dtype: QuantDtype): number {
   return dtype === "q8" ? 9 : 5;
 }
@@ -49,8 +56,9 @@ export function loadWeightDtype(load: LoadDtype, source: SafetensorsDtype, shape
 
 /**
  * Quantizes rows of f32 values (`values.length` a multiple of 32; rows concatenated, each a multiple of
- * 32 long, so groups never straddle rows) into the q8 / q4 layout. Writes into `out` when given
- * (at least `values.length / 32 · groupWords · 4` bytes, 4-byte aligned) and returns the bytes written.
+ * 32 long, so groups never straddle rows) into the q8 / q4 piece layout: the packed values of all groups,
+ * then their f32 scales. Writes into `out` when given (at least `values.length / 32 · groupWords · 4`
+ * bytes, 4-byte aligned) and returns the bytes written.
  */
 export function quantizeRows(values: Float32Array, dtype: QuantDtype, out?: Uint8Array): Uint8Array {
   if (!isQuantized(dtype)) throw new RangeError(`quantizeRows: not a quantized dtype: ${dtype}`);
@@ -64,8 +72,9 @@ export function quantizeRows(values: Float32Array, dtype: QuantDtype, out?: Uint
     throw new RangeError(`quantizeRows: the output needs ${bytes} bytes at a 4-byte aligned offset`);
   }
   const dst = out ? out.subarray(0, bytes) : new Uint8Array(bytes);
-  const u32 = new Uint32Array(dst.buffer, dst.byteOffset, bytes / 4);
-  const f32 = new Float32Array(dst.buffer, dst.byteOffset, bytes / 4);
+  const vw = words - 1; // value words per group
+  const u32 = new Uint32Array(dst.buffer, dst.byteOffset, groups * vw);
+  const scales = new Float32Array(dst.buffer, dst.byteOffset + groups * vw * 4, groups);
   const qmax = dtype === "q8" ? 127 : 7;
   for (let g = 0; g < groups; g++) {
     const o = g * QUANT_GROUP;
@@ -76,8 +85,8 @@ export function quantizeRows(values: Float32Array, dtype: QuantDtype, out?: Uint
     }
     const d = Math.fround(amax / qmax);
     const id = d === 0 ? 0 : 1 / d;
-    const w = g * words;
-    f32[w] = d;
+    const w = g * vw;
+    scales[g] = d;
     if (dtype === "q8") {
       for (let j = 0; j < 8; j++) {
         let word = 0;
@@ -87,7 +96,7 @@ export function quantizeRows(values: Float32Array, dtype: QuantDtype, out?: Uint
           q = q > 127 ? 127 : q < -127 ? -127 : q;
           word |= (q & 0xff) << (8 * b);
         }
-        u32[w + 1 + j] = word;
+        u32[w + j] = word;
       }
     } else {
       for (let j = 0; j < 4; j++) {
@@ -98,14 +107,17 @@ export function quantizeRows(values: Float32Array, dtype: QuantDtype, out?: Uint
           q = q > 7 ? 7 : q < -7 ? -7 : q;
           word |= (q & 0xf) << (4 * n);
         }
-        u32[w + 1 + j] = word;
+        u32[w + j] = word;
       }
     }
   }
   return dst;
 }
 
-/** The f32 values of `n` quantized elements (the inverse of {@link quantizeRows}, as the snippets compute it). */
+/**
+ * The f32 values of `n` quantized elements in the piece layout of {@link quantizeRows} (its inverse, as
+ * the snippets compute it).
+ */
 export function dequantizeRows(bytes: Uint8Array, dtype: QuantDtype, n: number): Float32Array {
   if (n % QUANT_GROUP !== 0) throw new RangeError(`dequantizeRows: ${n} is not a multiple of ${QUANT_GROUP}`);
   const words = groupWords(dtype);
@@ -114,16 +126,17 @@ export function dequantizeRows(bytes: Uint8Array, dtype: QuantDtype, n: number):
     throw new RangeError(`dequantizeRows: ${n} ${dtype} values need ${groups * words * 4} bytes`);
   }
   const src = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice(0, groups * words * 4);
-  const i32 = new Int32Array(src.buffer, src.byteOffset, groups * words);
-  const f32 = new Float32Array(src.buffer, src.byteOffset, groups * words);
+  const vw = words - 1;
+  const i32 = new Int32Array(src.buffer, src.byteOffset, groups * vw);
+  const scales = new Float32Array(src.buffer, src.byteOffset + groups * vw * 4, groups);
   const out = new Float32Array(n);
   for (let g = 0; g < groups; g++) {
-    const w = g * words;
-    const d = f32[w];
+    const w = g * vw;
+    const d = scales[g];
     for (let e = 0; e < QUANT_GROUP; e++) {
       const q = dtype === "q8"
-        ? (i32[w + 1 + (e >> 2)] << (24 - 8 * (e & 3))) >> 24
-        : (i32[w + 1 + (e >> 3)] << (28 - 4 * (e & 7))) >> 28;
+        ? (i32[w + (e >> 2)] << (24 - 8 * (e & 3))) >> 24
+        : (i32[w + (e >> 3)] << (28 - 4 * (e & 7))) >> 28;
       out[g * QUANT_GROUP + e] = q * d;
     }
   }

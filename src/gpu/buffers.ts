@@ -130,8 +130,10 @@ export function bindWindow(gpu: Gpu, buffer: GPUBuffer, byteOffset: number, byte
 /**
  * Element types a weight can be stored in on the GPU: bf16 and f16 are packed two per u32; q8 and q4
  * are group-quantized at load time (src/checkpoint/quantize.ts): each run of {@link QUANT_GROUP}
- * elements of a row is one u32 holding the f32 scale followed by the values, four int8 per u32 (q8,
- * 9 u32 per group) or eight int4 per u32 (q4, 5 u32 per group).
+ * elements of a row has one f32 scale, and the values are four int8 per u32 (q8, 8 + 1 u32 per group) or
+ * eight int4 per u32 (q4, 4 + 1 u32 per group). A q8 / q4 row-chunk buffer holds a 16-byte header (word
+ * 0: the word offset of the scales), the values of all its rows (row-major), then their scales
+ * (row-major); see {@link WeightStorage.writeRows}.
  */
 export type WeightDtype = "f32" | "bf16" | "f16" | "q8" | "q4";
 
@@ -146,6 +148,14 @@ export function isQuantized(dtype: WeightDtype): dtype is "q8" | "q4" {
 /** Bytes per element of a {@link WeightDtype}, averaged over a group for q8 (1.125) and q4 (0.625). */
 export function weightItemSize(dtype: WeightDtype): number {
   return dtype === "f32" ? 4 : dtype === "q8" ? 36 / QUANT_GROUP : dtype === "q4" ? 20 / QUANT_GROUP : 2;
+}
+
+/** Bytes of a q8 / q4 row-chunk buffer's header (word 0: the word offset of the scales). */
+export const QUANT_HEADER_BYTES = 16;
+
+/** Bytes of the packed values (without the scales) of a q8 / q4 row of `cols` elements. */
+function quantValueRowBytes(dtype: "q8" | "q4", cols: number): number {
+  return dtype === "q8" ? cols : cols / 2;
 }
 
 /** Bytes of `cols` consecutive elements (a row) in `dtype`; q8 / q4 need `cols % QUANT_GROUP == 0`. */
@@ -189,7 +199,8 @@ export class WeightStorage {
     this.rows = shape.length >= 2 ? shape[0] : 1;
     this.cols = shape.length >= 2 ? shape.slice(1).reduce((a, b) => a * b, 1) : (shape[0] ?? 1);
     const rowBytes = weightRowBytes(dtype, this.cols);
-    const limit = Math.min(owner.gpu.limits.maxBindingBytes, owner.gpu.limits.maxBufferSize);
+    const header = isQuantized(dtype) ? QUANT_HEADER_BYTES : 0;
+    const limit = Math.min(owner.gpu.limits.maxBindingBytes, owner.gpu.limits.maxBufferSize) - header;
     let perChunk = Math.floor(limit / rowBytes);
     // A chunk must start on a whole u32 for the packed 16-bit types: keep row counts even if rows are odd-sized.
     if ((dtype === "bf16" || dtype === "f16") && (this.cols & 1) === 1 && perChunk > 1) perChunk &= ~1;
@@ -201,7 +212,15 @@ export class WeightStorage {
     this.chunks = [];
     for (let r = 0; r < this.rows; r += perChunk) {
       const rowCount = Math.min(perChunk, this.rows - r);
-      const buffer = owner.storage(rowCount * rowBytes, this.chunks.length ? `${label}[rows ${r}+]` : label);
+      const buffer = owner.storage(
+        header + rowCount * rowBytes,
+        this.chunks.length ? `${label}[rows ${r}+]` : label,
+      );
+      if (isQuantized(dtype)) {
+        // The header, written once: the scales follow the values of all rows.
+        const scales = (header + rowCount * quantValueRowBytes(dtype, this.cols)) / 4;
+        writeBytes(owner.gpu, buffer, 0, new Uint32Array([scales, 0, 0, 0]));
+      }
       this.chunks.push({ buffer, rowStart: r, rowCount });
     }
   }
@@ -213,7 +232,8 @@ export class WeightStorage {
 
   /**
    * Where `elems` elements starting at element `col` of row `row` live: the buffer (chunk) and the byte
-   * range, for binding as a window (a table entry of a position embedding, say).
+   * range, for binding as a window (a table entry of a position embedding, say). Not for q8 / q4, whose
+   * values and scales lie apart.
    */
   rowRange(
     row: number,
@@ -222,8 +242,8 @@ export class WeightStorage {
   ): { buffer: GPUBuffer; byteOffset: number; bytes: number } {
     const chunk = this.chunks.find((c) => row >= c.rowStart && row < c.rowStart + c.rowCount);
     if (!chunk) throw new GpuError(`internal: row ${row} is outside the weight [${this.shape}]`);
-    if (isQuantized(this.dtype) && (col % QUANT_GROUP !== 0 || elems % QUANT_GROUP !== 0)) {
-      throw new GpuError(`internal: a ${this.dtype} weight is addressable only in whole groups`);
+    if (isQuantized(this.dtype)) {
+      throw new GpuError(`internal: a ${this.dtype} weight has no contiguous row ranges`);
     }
     const item = weightItemSize(this.dtype);
     return {
@@ -235,10 +255,15 @@ export class WeightStorage {
 
   /**
    * Writes rows `[rowStart, rowStart + bytes / rowBytes)` from raw little-endian bytes in this weight's
-   * dtype; for q8 / q4 that is the quantized layout (`quantizeRows` in src/checkpoint/quantize.ts).
+   * dtype; for q8 / q4 that is the piece layout of `quantizeRows` (src/checkpoint/quantize.ts): the
+   * packed values of those rows, then their scales, each scattered into its region of the chunks.
    */
   writeRows(gpu: Gpu, rowStart: number, bytes: Uint8Array): void {
     const rowBytes = this.rowBytes;
+    if (isQuantized(this.dtype)) {
+      this.#writeQuantRows(gpu, rowStart, bytes);
+      return;
+    }
     let row = rowStart;
     let pos = 0;
     while (pos < bytes.byteLength) {
@@ -253,6 +278,39 @@ export class WeightStorage {
       );
       row += n;
       pos += n * rowBytes;
+    }
+  }
+
+  #writeQuantRows(gpu: Gpu, rowStart: number, bytes: Uint8Array): void {
+    const dtype = this.dtype as "q8" | "q4";
+    const rows = bytes.byteLength / this.rowBytes;
+    if (!Number.isInteger(rows)) {
+      throw new GpuError(`internal: ${bytes.byteLength} bytes are not whole ${dtype} rows of ${this.cols}`);
+    }
+    const valueRow = quantValueRowBytes(dtype, this.cols);
+    const scaleRow = this.rowBytes - valueRow;
+    const scales = bytes.subarray(rows * valueRow);
+    let i = 0;
+    while (i < rows) {
+      const row = rowStart + i;
+      const chunk = this.chunks.find((c) => row >= c.rowStart && row < c.rowStart + c.rowCount);
+      if (!chunk) throw new GpuError(`internal: row ${row} is outside the weight ${this.shape}`);
+      const n = Math.min(chunk.rowStart + chunk.rowCount - row, rows - i);
+      const r = row - chunk.rowStart;
+      writeBytes(
+        gpu,
+        chunk.buffer,
+        QUANT_HEADER_BYTES + r * valueRow,
+        bytes.subarray(i * valueRow, (i + n) * valueRow),
+      );
+      const scaleStart = QUANT_HEADER_BYTES + chunk.rowCount * valueRow;
+      writeBytes(
+        gpu,
+        chunk.buffer,
+        scaleStart + r * scaleRow,
+        scales.subarray(i * scaleRow, (i + n) * scaleRow),
+      );
+      i += n;
     }
   }
 }
