@@ -228,3 +228,33 @@ Deno.test("device loss: forward and pending reads fail with a clear error; a new
   });
   assert.equal((await fresh.forward(ids([1, 2])).read()).shape.join(), "1,2,320");
 });
+
+Deno.test("a GPU allocation failure at load time says how much memory the model needs and what to try", async () => {
+  const own = await Gpu.acquire({ quiet: true });
+  const device = own.device;
+  const real = device.createBuffer.bind(device);
+  let allocated = 0;
+  // Pretend the adapter has 1 MiB: tiny_gqa's weights need 1.6 MiB.
+  Object.defineProperty(device, "createBuffer", {
+    configurable: true,
+    value: (desc: GPUBufferDescriptor) => {
+      if (desc.usage & GPUBufferUsage.STORAGE) {
+        allocated += desc.size;
+        if (allocated > 1024 * 1024) throw new DOMException("Not enough memory left", "OperationError");
+      }
+      return real(desc);
+    },
+  });
+  try {
+    await assert.rejects(loadDecoder(await checkpointDir("tiny_gqa"), { gpu: own }), (e: Error) => {
+      assert.match(
+        e.message,
+        /not enough GPU memory: the model's weights need 1\.\d MiB and allocation failed after/,
+      );
+      assert.match(e.message, /--dtype q8 or q4/);
+      return true;
+    });
+  } finally {
+    own.destroy();
+  }
+});

@@ -194,3 +194,20 @@ Deno.test("sampler over a Llama-sized vocabulary: top_k and top_p pick only allo
     if (c > 0) assert.ok(p[i] >= cut * (1 - 1e-5), `id ${i} (p=${p[i]}) is outside the nucleus (cut ${cut})`);
   });
 });
+
+Deno.test("device loss during generation ends it with a clear error", async () => {
+  const own = await Gpu.acquire({ quiet: true });
+  const model = await loadDecoder(await checkpointDir("tiny_gqa"), { gpu: own });
+  const steps = generateStream(model, { data: new Int32Array([1, 2, 3]), shape: [1, 3] }, {
+    max_new_tokens: 40,
+    top_k: 1,
+  });
+  await steps.next();
+  own.destroy();
+  await assert.rejects(
+    (async () => {
+      for await (const _ of steps) { /* drain */ }
+    })(),
+    /device was lost|WebGPU error|GPU failed/i,
+  );
+});

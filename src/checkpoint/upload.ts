@@ -5,8 +5,8 @@
  *
  * @module
  */
-import type { WeightDtype } from "../gpu/buffers.ts";
-import type { Gpu } from "../gpu/device.ts";
+import { type WeightDtype, weightRowBytes } from "../gpu/buffers.ts";
+import { type Gpu, GpuError } from "../gpu/device.ts";
 import type { BufferOwner } from "../gpu/buffers.ts";
 import type { Parameter } from "../modules/module.ts";
 import { type LoadDtype, loadWeightDtype, WeightConverter } from "./quantize.ts";
@@ -84,6 +84,12 @@ export async function uploadParameters(
     0,
   );
   const owner = model.attach(gpu);
+  const needed = params.reduce((a, [name, p]) => {
+    const target = p.alwaysF32 ? "f32" : loadWeightDtype(load, sources.get(name)!.dtype, p.shape);
+    const rows = p.shape.length >= 2 ? p.shape[0] : 1;
+    const cols = p.shape.length >= 2 ? p.shape.slice(1).reduce((x, y) => x * y, 1) : (p.shape[0] ?? 1);
+    return a + rows * weightRowBytes(target, cols);
+  }, 0);
   const converter = new WeightConverter();
   let done = 0, sinceDrain = 0;
   try {
@@ -124,7 +130,19 @@ export async function uploadParameters(
     }
     await gpu.drain();
   } catch (e) {
+    const allocated = owner.bytes;
     model.destroy();
+    if (e instanceof GpuError && /out of GPU memory|could not allocate/i.test(e.message)) {
+      const gib = (b: number) =>
+        b >= 2 ** 30 ? `${(b / 2 ** 30).toFixed(2)} GiB` : `${(b / 2 ** 20).toFixed(1)} MiB`;
+      throw new GpuError(
+        `not enough GPU memory: the model's weights need ${gib(needed)} and allocation failed after ` +
+          `${
+            gib(allocated)
+          } on ${gpu.description} (${e.message}). Try --dtype q8 or q4 (about 0.56 or 0.31 ` +
+          "of the bf16 size), a smaller model, or a GPU with more memory (on a CPU adapter: more RAM).",
+      );
+    }
     throw e;
   }
 }

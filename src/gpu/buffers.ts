@@ -42,7 +42,12 @@ export class BufferOwner {
           "use a shorter sequence or a smaller batch",
       );
     }
-    const buffer = this.gpu.device.createBuffer({ label, size, usage: STORAGE_USAGE });
+    let buffer: GPUBuffer;
+    try {
+      buffer = this.gpu.device.createBuffer({ label, size, usage: STORAGE_USAGE });
+    } catch (e) {
+      throw new GpuError(`${label}: could not allocate ${size} bytes of GPU memory: ${(e as Error).message}`);
+    }
     this.#buffers.add(buffer);
     this.bytes += size;
     return buffer;
