@@ -2,6 +2,7 @@
 // out[m, n0 + n] = sum_k x[m, k] * W[n, k] (+ bias[n0 + n]) for m < M, n < rows (the chunk's rows), k < K.
 // Bindings: 0 weight (snippet: f32, bf16 or f16), 1 x f32 [M, K] (window), 2 out f32 [M, out_stride]
 // (window), 3 bias f32 [out_stride] (unused when has_bias = 0), 4 params.
+// With accumulate = 1 the result is added to out (a residual connection folded into the projection).
 // Workgroups: 64 invocations along x; each invocation computes a 4×4 tile (4 tokens × 4 weight rows),
 // reading K in steps of 4, so its loop runs K/4 times (7168 for K = 28672: far below llvmpipe's cap).
 struct Params {
@@ -13,6 +14,7 @@ struct Params {
   x_off: u32,
   out_off: u32,
   has_bias: u32,
+  accumulate: u32,
 }
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -72,7 +74,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
       if (p.has_bias != 0u) {
         b = bias[p.n0 + n_base + j];
       }
-      out[row + j] = accs[i][j] + b;
+      out[row + j] = accs[i][j] + b + select(0.0, out[row + j], p.accumulate != 0u);
     }
   }
 }

@@ -6,6 +6,7 @@
 // Needs K % 8 == 0 and x_off % 4 == 0 (ops.ts falls back to linear.wgsl otherwise).
 // Bindings: 0 weight (snippet), 1 x vec4<f32> [M, K/4] (window), 2 out f32 [M, out_stride] (window),
 // 3 bias f32 [out_stride] (unused when has_bias = 0), 4 params.
+// With accumulate = 1 the result is added to out (a residual connection folded into the projection).
 // Workgroups: 64 invocations along x (256 weight rows per workgroup), y = group of 8 tokens; K/8 loop
 // iterations per invocation.
 struct Params {
@@ -17,6 +18,7 @@ struct Params {
   x_off: u32,
   out_off: u32,
   has_bias: u32,
+  accumulate: u32,
 }
 
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -91,7 +93,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   for (var i = 0u; i < m_valid; i++) {
     let row = p.out_off + (m_base + i) * p.out_stride + p.n0 + n_base;
     for (var j = 0u; j < n_valid; j++) {
-      out[row + j] = accs[i][j] + b[j];
+      out[row + j] = accs[i][j] + b[j] + select(0.0, out[row + j], p.accumulate != 0u);
     }
   }
 }

@@ -9,6 +9,7 @@
 // Needs K % 8 == 0 and x_off % 4 == 0 (ops.ts falls back to linear.wgsl otherwise).
 // Bindings: 0 weight (snippet), 1 x vec4<f32> [M, K/4] (window), 2 out f32 [M, out_stride] (window),
 // 3 bias f32 [out_stride] (unused when has_bias = 0), 4 params.
+// With accumulate = 1 the result is added to out (a residual connection folded into the projection).
 // Workgroups: 64 invocations along x (256 rows per workgroup), y = token; K/16 (or K/8) loop iterations.
 struct Params {
   M: u32,
@@ -19,6 +20,7 @@ struct Params {
   x_off: u32,
   out_off: u32,
   has_bias: u32,
+  accumulate: u32,
 }
 
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -77,6 +79,6 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (p.has_bias != 0u) {
       bv = bias[p.n0 + n_base + j];
     }
-    out[row + j] = acc[j] + bv;
+    out[row + j] = acc[j] + bv + select(0.0, out[row + j], p.accumulate != 0u);
   }
 }

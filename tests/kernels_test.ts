@@ -283,11 +283,17 @@ gpuTest("kvCacheUpdate: [b, nKv, L, hd] at slot0, other slots untouched", async 
     await withOwner(gpu, async (owner) => {
       const cv = rng.normals(b * nKv * L * hd);
       const sv = rng.normals(b * s * nKv * hd);
-      const cache = owner.upload(cv, "cache");
-      const src = owner.upload(sv, "src");
-      record(gpu, (rec) => kvCacheUpdate(rec, src, b, s, nKv, hd, cache, L, slot0));
+      const cv2 = rng.normals(b * nKv * L * hd);
+      const sv2 = rng.normals(b * s * nKv * hd);
+      const cache = owner.upload(cv, "k cache");
+      const src = owner.upload(sv, "k");
+      const cache2 = owner.upload(cv2, "v cache");
+      const src2 = owner.upload(sv2, "v");
+      record(gpu, (rec) => kvCacheUpdate(rec, src, src2, b, s, nKv, hd, cache, cache2, L, slot0));
       const got = await readF32(gpu, cache, cv.length);
-      assertClose("kvCacheUpdate", got, kvCacheUpdateRef(cv, sv, b, s, nKv, hd, L, slot0), 0);
+      assertClose("kvCacheUpdate k", got, kvCacheUpdateRef(cv, sv, b, s, nKv, hd, L, slot0), 0);
+      const got2 = await readF32(gpu, cache2, cv2.length);
+      assertClose("kvCacheUpdate v", got2, kvCacheUpdateRef(cv2, sv2, b, s, nKv, hd, L, slot0), 0);
     });
   }
 });

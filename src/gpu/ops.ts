@@ -215,7 +215,10 @@ export function embedding(
   }
 }
 
-/** `out[M, N] = x[M, K] · Wᵀ (+ bias)` (linear.wgsl) for a weight `[N, K]`, chunk by chunk; `bias` is f32 `[N]`. */
+/**
+ * `out[M, N] = x[M, K] · Wᵀ (+ bias)` (linear.wgsl, matvec.wgsl or matmul.wgsl) for a weight `[N, K]`,
+ * chunk by chunk; `bias` is f32 `[N]`. With `accumulate` the result is added to `out` instead.
+ */
 export function linear(
   rec: Recorder,
   weight: WeightStorage,
@@ -223,6 +226,7 @@ export function linear(
   M: number,
   out: GPUBuffer,
   bias: GPUBuffer | null = null,
+  accumulate = false,
 ): void {
   const K = weight.cols;
   const N = weight.rows;
@@ -239,7 +243,7 @@ export function linear(
         kernel,
         weight.dtype,
         [chunk.buffer, xw.resource, ow.resource, bias ?? rec.dummy],
-        pack("uuuuuuuu", [
+        pack("uuuuuuuuu", [
           mc,
           K,
           chunk.rowCount,
@@ -248,6 +252,7 @@ export function linear(
           xw.elementOffset,
           ow.elementOffset,
           bias ? 1 : 0,
+          accumulate ? 1 : 0,
         ]),
         [Math.ceil(chunk.rowCount / 4 / WORKGROUP), Math.ceil(mc / tokensPerGroup), 1],
       );
@@ -303,25 +308,31 @@ export function rope(
   }
 }
 
-/** Writes `src` `[b·s, nKv·headDim]` into `cache` `[b, nKv, cacheLen, headDim]` at slots `slot0…` (kv_cache_update.wgsl). */
+/**
+ * Writes new keys and values `[b·s, nKv·headDim]` into `kCache` / `vCache` `[b, nKv, cacheLen, headDim]`
+ * at slots `slot0…` (kv_cache_update.wgsl, one dispatch for both).
+ */
 export function kvCacheUpdate(
   rec: Recorder,
-  src: GPUBuffer,
+  k: GPUBuffer,
+  v: GPUBuffer,
   batch: number,
   seq: number,
   nKv: number,
   headDim: number,
-  cache: GPUBuffer,
+  kCache: GPUBuffer,
+  vCache: GPUBuffer,
   cacheLen: number,
   slot0: number,
 ): void {
   const n = batch * seq * nKv * headDim;
-  const sw = bindWindow(rec.gpu, src, 0, n * 4);
+  const kw = bindWindow(rec.gpu, k, 0, n * 4);
+  const vw = bindWindow(rec.gpu, v, 0, n * 4);
   rec.dispatch(
     "kv_cache_update",
     undefined,
-    [sw.resource, cache],
-    pack("uuuuuuu", [batch, seq, nKv, headDim, cacheLen, slot0, sw.elementOffset]),
+    [kw.resource, vw.resource, kCache, vCache],
+    pack("uuuuuuuu", [batch, seq, nKv, headDim, cacheLen, slot0, kw.elementOffset, vw.elementOffset]),
     grid(rec.gpu, n),
   );
 }

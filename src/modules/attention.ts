@@ -111,7 +111,7 @@ export class MultiHeadAttention extends Module {
   }
 
   /** `out[b·s, E] = attn(x, y)` for `x` `[b·s, E]`. */
-  forward(rec: Recorder, x: GPUBuffer, call: AttentionCall, out: GPUBuffer): void {
+  forward(rec: Recorder, x: GPUBuffer, call: AttentionCall, out: GPUBuffer, accumulate = false): void {
     const { batch, seq, y } = call;
     const T = batch * seq;
     const H = this.num_heads, KV = this.num_kv_heads, hd = this.head_dim;
@@ -154,7 +154,7 @@ export class MultiHeadAttention extends Module {
     }
     const attnOut = rec.scratch(T * H * hd * 4, "attention output");
     attention(rec, q, batch, seq, H, KV, hd, kBuf, vBuf, kvLen, call.mask, attnOut);
-    this.output_proj.forward(rec, attnOut, T, out);
+    this.output_proj.forward(rec, attnOut, T, out, accumulate);
   }
 }
 
@@ -169,6 +169,5 @@ function kvLayout(
   hd: number,
   into: { k: GPUBuffer; v: GPUBuffer },
 ): void {
-  kvCacheUpdate(rec, k, batch, seq, nKv, hd, into.k, seq, 0);
-  kvCacheUpdate(rec, v, batch, seq, nKv, hd, into.v, seq, 0);
+  kvCacheUpdate(rec, k, v, batch, seq, nKv, hd, into.k, into.v, seq, 0);
 }

@@ -43,8 +43,8 @@ export class FeedForward extends Module {
     return { w1: this.w1, w2: this.w2, w3: this.w3 };
   }
 
-  /** `out[T, E] = FFN(x[T, E])`, using scratch buffers `[T, hidden]`. */
-  forward(rec: Recorder, x: GPUBuffer, T: number, out: GPUBuffer): void {
+  /** `out[T, E] = FFN(x[T, E])` (or `out += …` with `accumulate`), using scratch buffers `[T, hidden]`. */
+  forward(rec: Recorder, x: GPUBuffer, T: number, out: GPUBuffer, accumulate = false): void {
     const gate = rec.scratch(T * this.hidden_dim * 4, "mlp gate");
     this.w1.forward(rec, x, T, gate);
     if (this.w3) {
@@ -54,6 +54,6 @@ export class FeedForward extends Module {
     } else {
       gelu(rec, gate, T * this.hidden_dim);
     }
-    this.w2.forward(rec, gate, T, out);
+    this.w2.forward(rec, gate, T, out, accumulate);
   }
 }

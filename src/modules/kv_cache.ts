@@ -53,19 +53,19 @@ export class KVCache {
           "call reset_caches() or set up larger caches",
       );
     }
-    for (const [src, cache] of [[k, this.k_cache], [v, this.v_cache]]) {
-      kvCacheUpdate(
-        rec,
-        src,
-        this.batch_size,
-        seq,
-        this.num_kv_heads,
-        this.head_dim,
-        cache,
-        this.max_seq_len,
-        this.size,
-      );
-    }
+    kvCacheUpdate(
+      rec,
+      k,
+      v,
+      this.batch_size,
+      seq,
+      this.num_kv_heads,
+      this.head_dim,
+      this.k_cache,
+      this.v_cache,
+      this.max_seq_len,
+      this.size,
+    );
     this.size += seq;
   }
 

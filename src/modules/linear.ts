@@ -37,8 +37,8 @@ export class Linear extends Module {
     return this.bias ? { weight: this.weight, bias: this.bias } : { weight: this.weight };
   }
 
-  /** `out[M, out_dim] = x[M, in_dim] · Wᵀ (+ b)`. */
-  forward(rec: Recorder, x: GPUBuffer, M: number, out: GPUBuffer): void {
-    linear(rec, this.weight.storage, x, M, out, this.bias ? this.bias.buffer : null);
+  /** `out[M, out_dim] = x[M, in_dim] · Wᵀ (+ b)`, or `out += …` with `accumulate` (a residual add). */
+  forward(rec: Recorder, x: GPUBuffer, M: number, out: GPUBuffer, accumulate = false): void {
+    linear(rec, this.weight.storage, x, M, out, this.bias ? this.bias.buffer : null, accumulate);
   }
 }

@@ -86,17 +86,21 @@ export class TransformerSelfAttentionLayer extends Module {
     const normed = rec.scratch(T * E * 4, "normed");
     const branch = rec.scratch(T * E * 4, "branch");
     this.sa_norm.forward(rec, x, T, normed);
-    this.attn.forward(rec, normed, {
-      batch,
-      seq,
-      y: { buffer: normed, seq },
-      mask: call.mask,
-      positions: call.positions,
-    }, branch);
-    gatedResidual(rec, x, branch, T, E, this.sa_scale?.scale.buffer ?? null, null);
+    const attnCall = { batch, seq, y: { buffer: normed, seq }, mask: call.mask, positions: call.positions };
+    // Without a gate the residual add is folded into the output projection (out += …).
+    if (this.sa_scale) {
+      this.attn.forward(rec, normed, attnCall, branch);
+      gatedResidual(rec, x, branch, T, E, this.sa_scale.scale.buffer, null);
+    } else {
+      this.attn.forward(rec, normed, attnCall, x, true);
+    }
     this.mlp_norm.forward(rec, x, T, normed);
-    this.mlp.forward(rec, normed, T, branch);
-    gatedResidual(rec, x, branch, T, E, this.mlp_scale?.scale.buffer ?? null, null);
+    if (this.mlp_scale) {
+      this.mlp.forward(rec, normed, T, branch);
+      gatedResidual(rec, x, branch, T, E, this.mlp_scale.scale.buffer, null);
+    } else {
+      this.mlp.forward(rec, normed, T, x, true);
+    }
   }
 }
 
