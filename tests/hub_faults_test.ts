@@ -221,3 +221,49 @@ async function sha256(data: Uint8Array<ArrayBuffer>): Promise<string> {
   const d = new Uint8Array(await crypto.subtle.digest("SHA-256", data));
   return Array.from(d, (b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+faultTest(
+  "Ctrl-C: main.ts download killed by SIGINT mid-file leaves a whole snapshot or none; the rerun resumes",
+  async (
+    hub,
+    _opts,
+    cache,
+  ) => {
+    // A slow server (64 KiB every 40 ms) so that the signal arrives in the middle of model.safetensors.
+    hub.fault(FILE, { chunk: 65536, delayMs: 40 });
+    const main = new URL("../main.ts", import.meta.url).pathname;
+    const env = { HF_ENDPOINT: hub.url, HF_HUB_CACHE: cache, HF_TOKEN: "hf_test", NO_COLOR: "1" };
+    const args = ["run", "--allow-read", "--allow-write", "--allow-env", "--allow-net", "--no-prompt", main];
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [...args, "download", "org/tiny"],
+      env,
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // Wait until part of the weights has arrived, then interrupt as a terminal's Ctrl-C would.
+    const deadline = Date.now() + 15000;
+    while (Date.now() < deadline) {
+      const partial = (await names(BLOBS(cache))).filter((n) => n.endsWith(".incomplete"));
+      if (partial.length) {
+        const size = (await Deno.stat(join(BLOBS(cache), partial[0]))).size;
+        if (size > 0) break;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    child.kill("SIGINT");
+    const first = await child.output();
+    assert.notEqual(first.code, 0, "the interrupted run must not report success");
+    await snapshotIsWhole(cache);
+    assert.ok(!(await names(SNAPSHOT(cache))).includes(FILE), "no partial weights in snapshots/");
+
+    hub.fault(FILE, {});
+    const rerun = await new Deno.Command(Deno.execPath(), { args: [...args, "download", "org/tiny"], env })
+      .output();
+    assert.equal(rerun.code, 0, new TextDecoder().decode(rerun.stderr));
+    assert.deepEqual(await snapshotIsWhole(cache), ["config.json", FILE, "tokenizer_config.json"]);
+    assert.ok(
+      rangeRequests(hub).some((r) => r !== null && !r.startsWith("bytes=0-")),
+      "the rerun resumed with Range",
+    );
+  },
+);
