@@ -30,6 +30,8 @@ import visionEmbed from "./vision_embed.wgsl" with { type: "text" };
 import broadcastAdd from "./broadcast_add.wgsl" with { type: "text" };
 import interleaveColumns from "./interleave_columns.wgsl" with { type: "text" };
 import streamRead from "./stream_read.wgsl" with { type: "text" };
+import stridedCopy from "./strided_copy.wgsl" with { type: "text" };
+import softmaxRows from "./softmax_rows.wgsl" with { type: "text" };
 
 /** Kernels by name; those that read a weight need a snippet from {@link WEIGHT_SNIPPETS} in front. */
 export const KERNELS = {
@@ -54,6 +56,8 @@ export const KERNELS = {
   broadcast_add: broadcastAdd,
   interleave_columns: interleaveColumns,
   stream_read: streamRead,
+  strided_copy: stridedCopy,
+  softmax_rows: softmaxRows,
 } as const satisfies Record<string, string>;
 
 /** A kernel's name. */

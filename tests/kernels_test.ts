@@ -405,6 +405,16 @@ gpuTest("attention: explicit bits, fully masked rows, several key blocks (kvLen 
   await checkAttention(gpu, { b: 2, s: 2, nHeads: 2, nKv: 2, hd: 128, kvLen: 3000, mode: "none" }, 104);
 });
 
+gpuTest("attention: long unmasked sequences as two matrix products (vision encoder path)", async () => {
+  const gpu = await testGpu();
+  // ≥ 256 queries and keys, head_dim % 8 == 0, no mask: scores = q·kᵀ, row softmax, scores·v.
+  await checkAttention(gpu, { b: 2, s: 260, nHeads: 4, nKv: 2, hd: 16, kvLen: 260, mode: "none" }, 120);
+  await checkAttention(gpu, { b: 1, s: 300, nHeads: 2, nKv: 2, hd: 80, kvLen: 301, mode: "none", qScale: 3 }, 121);
+  // Tiled path (masks, or head_dim % 8 != 0) on the same sizes.
+  await checkAttention(gpu, { b: 1, s: 264, nHeads: 2, nKv: 1, hd: 12, kvLen: 270, mode: "none" }, 122);
+  await checkAttention(gpu, { b: 2, s: 264, nHeads: 2, nKv: 1, hd: 16, kvLen: 264, mode: "causal" }, 123);
+});
+
 gpuTest("attention: kvLen 20000 (blocks of 512 keys)", async () => {
   const gpu = await testGpu();
   await checkAttention(

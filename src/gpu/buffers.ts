@@ -197,6 +197,21 @@ export class WeightStorage {
   /** The buffers in row order, each within one storage binding. */
   readonly chunks: WeightChunk[];
 
+  /**
+   * An f32 matrix `[rows, cols]` already in `buffer` (one binding), used as the weight of a product:
+   * attention over long sequences multiplies by keys and values this way.
+   */
+  static wrap(buffer: GPUBuffer, rows: number, cols: number): WeightStorage {
+    const w = Object.create(WeightStorage.prototype) as WeightStorage;
+    return Object.assign(w, {
+      shape: [rows, cols],
+      dtype: "f32" as const,
+      rows,
+      cols,
+      chunks: [{ buffer, rowStart: 0, rowCount: rows }],
+    });
+  }
+
   /** Allocates (zero-filled) storage for a weight of `shape` on `owner`'s device. */
   constructor(owner: BufferOwner, shape: number[], dtype: WeightDtype, label: string) {
     this.shape = shape;

@@ -14,7 +14,7 @@ import {
   BufferOwner,
   type ScratchPool,
   type WeightDtype,
-  type WeightStorage,
+  WeightStorage,
 } from "./buffers.ts";
 import { pipelinesOf } from "./pipelines.ts";
 import type { KernelName } from "../../kernels/sources.ts";
@@ -227,13 +227,20 @@ export function linear(
   out: GPUBuffer,
   bias: GPUBuffer | null = null,
   accumulate = false,
+  layout: { outStride?: number; outCol?: number; outRow?: number } = {},
 ): void {
   const K = weight.cols;
   const N = weight.rows;
+  // `out` rows are `outStride` wide and this product fills columns outCol … outCol + N − 1.
+  const stride = layout.outStride ?? N;
+  const col0 = layout.outCol ?? 0;
+  if (bias && col0 !== 0) throw new GpuError("internal: a bias needs the product to start at column 0");
   for (const chunk of weight.chunks) {
-    for (const [m0, mc] of ranges(rec.gpu, M, [K * 4, N * 4], 4 * rec.gpu.limits.maxWorkgroupsPerDimension)) {
+    for (
+      const [m0, mc] of ranges(rec.gpu, M, [K * 4, stride * 4], 4 * rec.gpu.limits.maxWorkgroupsPerDimension)
+    ) {
       const xw = bindWindow(rec.gpu, x, m0 * K * 4, mc * K * 4);
-      const ow = bindWindow(rec.gpu, out, m0 * N * 4, mc * N * 4);
+      const ow = bindWindow(rec.gpu, out, ((layout.outRow ?? 0) + m0) * stride * 4, mc * stride * 4);
       // Rows of a multiple of 8 with aligned activations take the vec4 kernels: matrix-vector for a few
       // tokens (decoding: each weight row streamed once per token), 8×4 register tiles for more.
       const fast = K % 8 === 0 && xw.elementOffset % 4 === 0;
@@ -247,8 +254,8 @@ export function linear(
           mc,
           K,
           chunk.rowCount,
-          N,
-          chunk.rowStart,
+          stride,
+          col0 + chunk.rowStart,
           xw.elementOffset,
           ow.elementOffset,
           bias ? 1 : 0,
@@ -347,6 +354,9 @@ export type AttentionMask =
    */
   | { kind: "bits"; bits: GPUBuffer; words: number; used?: number };
 
+/** Queries and keys from which unmasked attention runs as two matrix products (the vision encoder). */
+const MATMUL_ATTENTION_MIN = 256;
+
 /** Query positions from which attention uses the query-tiled kernel (attention_tiled.wgsl). */
 const TILED_ATTENTION_MIN_QUERIES = 8;
 
@@ -375,6 +385,14 @@ export function attention(
   out: GPUBuffer,
 ): void {
   if (headDim > MAX_HEAD_DIM) throw new GpuError(`head_dim ${headDim} exceeds the supported ${MAX_HEAD_DIM}`);
+  if (
+    mask.kind === "none" && headDim % 8 === 0 && seq >= MATMUL_ATTENTION_MIN &&
+    kvLen >= MATMUL_ATTENTION_MIN &&
+    seq * (Math.ceil(kvLen / 8) * 8) * 4 <= rec.gpu.limits.maxBufferSize
+  ) {
+    attentionByMatmul(rec, q, batch, seq, nHeads, nKv, headDim, k, v, kvLen, out);
+    return;
+  }
   const nTokens = batch * seq;
   // Many queries (prefill, the vision encoder): groups of 8 queries share every key and value load.
   const tiled = headDim % 4 === 0 && seq >= TILED_ATTENTION_MIN_QUERIES &&
@@ -539,4 +557,97 @@ export function sample(
     ]),
     [rows, 1, 1],
   );
+}
+
+/** `out[r, c] = c < cols ? src[srcOff + r·rowStride + c·colStride] : 0` for `r < rows`, `c < outCols` (strided_copy.wgsl). */
+function stridedCopy(
+  rec: Recorder,
+  src: GPUBuffer,
+  g: { rows: number; cols: number; outCols: number; srcOff: number; rowStride: number; colStride: number },
+  out: GPUBuffer,
+): void {
+  const span = (g.rows - 1) * g.rowStride + (g.cols - 1) * g.colStride + 1;
+  const sw = bindWindow(rec.gpu, src, g.srcOff * 4, span * 4);
+  rec.dispatch(
+    "strided_copy",
+    undefined,
+    [sw.resource, out],
+    pack("uuuuuuu", [g.rows, g.cols, g.outCols, sw.elementOffset, g.rowStride, g.colStride, 0]),
+    grid(rec.gpu, g.rows * g.outCols),
+  );
+}
+
+/**
+ * Unmasked attention over long sequences (the vision encoder: thousands of queries and keys) as two
+ * matrix products per head with the register-tiled matmul: scores = q·kᵀ, a row softmax, then
+ * scores·v. Much faster on CPU adapters than the key-block kernels, which reload keys per query group.
+ * Same inputs and output as {@link attention} with mask "none".
+ */
+function attentionByMatmul(
+  rec: Recorder,
+  q: GPUBuffer,
+  batch: number,
+  seq: number,
+  nHeads: number,
+  nKv: number,
+  hd: number,
+  k: GPUBuffer,
+  v: GPUBuffer,
+  kvLen: number,
+  out: GPUBuffer,
+): void {
+  // Keys padded to a multiple of 8 so the second product takes the vec4 kernel; padding scores are 0.
+  const Lp = Math.ceil(kvLen / 8) * 8;
+  const qh = rec.scratch(seq * hd * 4, "attention q head");
+  const kh = rec.scratch(kvLen * hd * 4, "attention k head");
+  const vt = rec.scratch(hd * Lp * 4, "attention v head transposed");
+  const scores = rec.scratch(seq * Lp * 4, "attention scores");
+  const group = nHeads / nKv;
+  for (let b = 0; b < batch; b++) {
+    for (let h = 0; h < nHeads; h++) {
+      const kvBase = (b * nKv + Math.floor(h / group)) * kvLen * hd;
+      stridedCopy(rec, q, {
+        rows: seq,
+        cols: hd,
+        outCols: hd,
+        srcOff: b * seq * nHeads * hd + h * hd,
+        rowStride: nHeads * hd,
+        colStride: 1,
+      }, qh);
+      if (h % group === 0) {
+        stridedCopy(rec, k, {
+          rows: kvLen,
+          cols: hd,
+          outCols: hd,
+          srcOff: kvBase,
+          rowStride: hd,
+          colStride: 1,
+        }, kh);
+        stridedCopy(rec, v, {
+          rows: hd,
+          cols: kvLen,
+          outCols: Lp,
+          srcOff: kvBase,
+          rowStride: 1,
+          colStride: hd,
+        }, vt);
+      }
+      linear(rec, WeightStorage.wrap(kh, kvLen, hd), qh, seq, scores, null, false, { outStride: Lp });
+      for (const [r0, n] of ranges(rec.gpu, seq, [Lp * 4])) {
+        const sw = bindWindow(rec.gpu, scores, r0 * Lp * 4, n * Lp * 4);
+        rec.dispatch(
+          "softmax_rows",
+          undefined,
+          [sw.resource],
+          pack("uuufu", [n, kvLen, Lp, 1 / Math.sqrt(hd), sw.elementOffset]),
+          gridPerItem(rec.gpu, n),
+        );
+      }
+      linear(rec, WeightStorage.wrap(vt, hd, Lp), scores, seq, out, null, false, {
+        outStride: nHeads * hd,
+        outCol: h * hd,
+        outRow: b * seq,
+      });
+    }
+  }
 }

@@ -1,0 +1,71 @@
+// Row-wise softmax in place of scaled scores, for attention run as matrix products:
+//   x[r, j] = exp(scale·x[r, j] − max) / Σ  for j < cols;  x[r, j] = 0 for cols ≤ j < stride (padding).
+// Bindings: 0 x f32 [rows, stride] (window, read-write), 1 params.
+// Workgroups: 64 invocations per row (reductions in workgroup memory), rows flattened over x and y;
+// each invocation loops 3 · cols / 64 times.
+struct Params {
+  rows: u32,
+  cols: u32,
+  stride: u32,
+  scale: f32,
+  x_off: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<uniform> p: Params;
+
+var<workgroup> red: array<f32, 64>;
+
+@compute @workgroup_size(64)
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+  @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+  let row = wid.x + wid.y * nwg.x;
+  let live = row < p.rows;
+  let base = p.x_off + row * p.stride;
+  var m = -3.0e38;
+  if (live) {
+    for (var j = lid; j < p.cols; j += 64u) {
+      m = max(m, x[base + j] * p.scale);
+    }
+  }
+  red[lid] = m;
+  workgroupBarrier();
+  for (var s = 32u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      red[lid] = max(red[lid], red[lid + s]);
+    }
+    workgroupBarrier();
+  }
+  let mx = red[0];
+  workgroupBarrier();
+  var sum = 0.0;
+  if (live) {
+    for (var j = lid; j < p.cols; j += 64u) {
+      let e = exp(x[base + j] * p.scale - mx);
+      x[base + j] = e;
+      sum += e;
+    }
+  }
+  red[lid] = sum;
+  workgroupBarrier();
+  for (var s = 32u; s > 0u; s >>= 1u) {
+    if (lid < s) {
+      red[lid] += red[lid + s];
+    }
+    workgroupBarrier();
+  }
+  let inv = 1.0 / red[0];
+  if (!live) {
+    return;
+  }
+  for (var j = lid; j < p.stride; j += 64u) {
+    if (j < p.cols) {
+      x[base + j] *= inv;
+    } else {
+      x[base + j] = 0.0;
+    }
+  }
+}
