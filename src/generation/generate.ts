@@ -7,7 +7,7 @@
  * @module
  */
 import { BufferOwner } from "../gpu/buffers.ts";
-import { Recorder, sample } from "../gpu/ops.ts";
+import { sample, submitRecording } from "../gpu/ops.ts";
 import { Readback } from "../gpu/readback.ts";
 import type { DeviceTensor, HostTensor } from "../gpu/tensor.ts";
 import type {
@@ -197,33 +197,26 @@ async function* runDecoder(
   let submitted = 0;
   try {
     const submitStep = (step: number) => {
-      gpu.scoped(() => {
-        const rec = new Recorder(gpu, model.scratch_pool);
-        try {
-          const forwardOpts: DecoderForwardOptions = step === 0
-            ? {
-              mask: maskRows(0, seq),
-              input_pos: posRows(0, seq),
-              encoder_input: opts.encoder_input ?? null,
-              encoder_mask: opts.encoder_mask ?? null,
-            }
-            : {
-              mask: maskRows(seq + step - 1, 1),
-              input_pos: posRows(seq + step - 1, 1),
-              encoder_mask: lastEncoderRow,
-            };
-          const tokens = step === 0 ? prompt : { buffer: next, shape: [batch, 1] as [number, number] };
-          const { logits } = model.record(rec, tokens, forwardOpts, { last_position_only: true });
-          rec.temps.adopt(logits);
-          sample(rec, logits, batch, V, next, history, maxNew, step, settings);
-          const rb = new Readback(rec, next, 0, batch * 4);
-          rec.submit();
-          pending.push(rb.read());
-        } catch (e) {
-          rec.temps.destroy();
-          throw e;
-        }
+      const readback = submitRecording(gpu, model.scratch_pool, (rec) => {
+        const forwardOpts: DecoderForwardOptions = step === 0
+          ? {
+            mask: maskRows(0, seq),
+            input_pos: posRows(0, seq),
+            encoder_input: opts.encoder_input ?? null,
+            encoder_mask: opts.encoder_mask ?? null,
+          }
+          : {
+            mask: maskRows(seq + step - 1, 1),
+            input_pos: posRows(seq + step - 1, 1),
+            encoder_mask: lastEncoderRow,
+          };
+        const tokens = step === 0 ? prompt : { buffer: next, shape: [batch, 1] as [number, number] };
+        const { logits } = model.record(rec, tokens, forwardOpts, { last_position_only: true });
+        rec.temps.adopt(logits);
+        sample(rec, logits, batch, V, next, history, maxNew, step, settings);
+        return new Readback(rec, next, 0, batch * 4);
       });
+      pending.push(readback.read());
     };
     while (received < maxNew) {
       while (submitted < maxNew && submitted - received < lookahead) submitStep(submitted++);

@@ -9,13 +9,7 @@
  * @module
  */
 import { type Gpu, GpuError } from "./device.ts";
-import {
-  bindWindow,
-  BufferOwner,
-  type ScratchPool,
-  type WeightDtype,
-  WeightStorage,
-} from "./buffers.ts";
+import { bindWindow, BufferOwner, type ScratchPool, type WeightDtype, WeightStorage } from "./buffers.ts";
 import { pipelinesOf } from "./pipelines.ts";
 import type { KernelName } from "../../kernels/sources.ts";
 
@@ -143,6 +137,24 @@ export class Recorder {
     this.temps.destroy();
     this.#scratchPool?.trim();
   }
+}
+
+/**
+ * Records `fn` into a new {@link Recorder} inside the device's error scopes and submits it; on failure
+ * nothing is submitted and the recording's temporaries are freed.
+ */
+export function submitRecording<T>(gpu: Gpu, pool: ScratchPool | null, fn: (rec: Recorder) => T): T {
+  return gpu.scoped(() => {
+    const rec = new Recorder(gpu, pool);
+    try {
+      const result = fn(rec);
+      rec.submit();
+      return result;
+    } catch (e) {
+      rec.temps.destroy();
+      throw e;
+    }
+  });
 }
 
 /** Packs uniform fields; `types` has one letter per value: `u` for u32, `f` for f32. */

@@ -1,7 +1,7 @@
 /** @module torchtune `DeepFusionModel` (`modules/model_fusion/_deep_fusion.py`). */
 import type { BufferOwner } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { Recorder } from "../gpu/ops.ts";
+import { submitRecording } from "../gpu/ops.ts";
 import { DeviceTensor, type HostTensor } from "../gpu/tensor.ts";
 import type { DecoderForwardOptions, VisionEncoderInput } from "./decoder_inputs.ts";
 import { Module, type Parameter } from "./module.ts";
@@ -47,17 +47,12 @@ export class DeepFusionModel extends Module {
   /** Runs the encoder alone: images → `[b, n_imgs·n_tiles·n_tok, E]` on the GPU. */
   encode(input: VisionEncoderInput): DeviceTensor {
     const gpu = this.gpu;
-    return gpu.scoped(() => {
-      const rec = new Recorder(gpu, this.decoder.scratch_pool);
-      try {
-        const { buffer, shape } = this.encoder.record(rec, input);
-        rec.submit();
-        return new DeviceTensor(gpu, buffer, shape, "f32");
-      } catch (e) {
-        rec.temps.destroy();
-        throw e;
-      }
-    });
+    const { buffer, shape } = submitRecording(
+      gpu,
+      this.decoder.scratch_pool,
+      (rec) => this.encoder.record(rec, input),
+    );
+    return new DeviceTensor(gpu, buffer, shape, "f32");
   }
 
   /**
@@ -70,23 +65,16 @@ export class DeepFusionModel extends Module {
     opts: DecoderForwardOptions = {},
   ): DeviceTensor {
     const gpu = this.gpu;
-    return gpu.scoped(() => {
-      const rec = new Recorder(gpu, this.decoder.scratch_pool);
-      try {
-        const decoderOpts: DecoderForwardOptions = { ...opts };
-        if (opts.encoder_input && "images" in opts.encoder_input) {
-          const enc = this.encoder.record(rec, opts.encoder_input);
-          rec.temps.adopt(enc.buffer);
-          decoderOpts.encoder_input = enc;
-        }
-        const { logits, shape } = this.decoder.record(rec, tokens, decoderOpts);
-        rec.submit();
-        return new DeviceTensor(gpu, logits, shape, "f32");
-      } catch (e) {
-        rec.temps.destroy();
-        throw e;
+    const { logits, shape } = submitRecording(gpu, this.decoder.scratch_pool, (rec) => {
+      const decoderOpts: DecoderForwardOptions = { ...opts };
+      if (opts.encoder_input && "images" in opts.encoder_input) {
+        const enc = this.encoder.record(rec, opts.encoder_input);
+        rec.temps.adopt(enc.buffer);
+        decoderOpts.encoder_input = enc;
       }
+      return this.decoder.record(rec, tokens, decoderOpts);
     });
+    return new DeviceTensor(gpu, logits, shape, "f32");
   }
 
   /** torchtune `setup_caches` (the decoder's caches). */

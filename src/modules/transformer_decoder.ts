@@ -2,7 +2,7 @@
 import { BufferOwner, ScratchPool } from "../gpu/buffers.ts";
 import { getGpu, type Gpu } from "../gpu/device.ts";
 import { hostSources, type LoadProgress, uploadParameters } from "../checkpoint/upload.ts";
-import { Recorder } from "../gpu/ops.ts";
+import { type Recorder, submitRecording } from "../gpu/ops.ts";
 import { DeviceTensor, type HostTensor } from "../gpu/tensor.ts";
 import {
   checkEncoderInput,
@@ -271,17 +271,12 @@ export class TransformerDecoder extends Module {
     opts: DecoderForwardOptions = {},
   ): DeviceTensor {
     const gpu = this.gpu;
-    return gpu.scoped(() => {
-      const rec = new Recorder(gpu, this.scratch_pool);
-      try {
-        const { logits, shape } = this.record(rec, tokens, opts);
-        rec.submit();
-        return new DeviceTensor(gpu, logits, shape, "f32");
-      } catch (e) {
-        rec.temps.destroy();
-        throw e;
-      }
-    });
+    const { logits, shape } = submitRecording(
+      gpu,
+      this.scratch_pool,
+      (rec) => this.record(rec, tokens, opts),
+    );
+    return new DeviceTensor(gpu, logits, shape, "f32");
   }
 
   /**
