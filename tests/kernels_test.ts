@@ -409,7 +409,14 @@ gpuTest("attention: long unmasked sequences as two matrix products (vision encod
   const gpu = await testGpu();
   // ≥ 256 queries and keys, head_dim % 8 == 0, no mask: scores = q·kᵀ, row softmax, scores·v.
   await checkAttention(gpu, { b: 2, s: 260, nHeads: 4, nKv: 2, hd: 16, kvLen: 260, mode: "none" }, 120);
-  await checkAttention(gpu, { b: 1, s: 300, nHeads: 2, nKv: 2, hd: 80, kvLen: 301, mode: "none", qScale: 3 }, 121);
+  await checkAttention(
+    gpu,
+    { b: 1, s: 300, nHeads: 2, nKv: 2, hd: 80, kvLen: 301, mode: "none", qScale: 3 },
+    121,
+  );
+  // head_dim % 4 != 0: the scalar kernel (attention.wgsl), few and many queries.
+  await checkAttention(gpu, { b: 2, s: 3, nHeads: 4, nKv: 2, hd: 6, kvLen: 40, mode: "causal" }, 124);
+  await checkAttention(gpu, { b: 1, s: 12, nHeads: 2, nKv: 1, hd: 10, kvLen: 300, mode: "none" }, 125);
   // Tiled path (masks, or head_dim % 8 != 0) on the same sizes.
   await checkAttention(gpu, { b: 1, s: 264, nHeads: 2, nKv: 1, hd: 12, kvLen: 270, mode: "none" }, 122);
   await checkAttention(gpu, { b: 2, s: 264, nHeads: 2, nKv: 1, hd: 16, kvLen: 264, mode: "causal" }, 123);
