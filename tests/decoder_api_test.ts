@@ -3,6 +3,7 @@
  * checkpoint folders that are damaged or do not match the config. Every error must say what is wrong.
  */
 import assert from "node:assert/strict";
+import { testGpu } from "./helpers/gpu.ts";
 import { join } from "node:path";
 import {
   Gpu,
@@ -17,7 +18,7 @@ import { checkpointDir, loadDecoder } from "./helpers/checkpoints.ts";
 import { fixtureDir, maxAbsDiff } from "./helpers/golden.ts";
 import { writeSafetensors } from "./helpers/safetensors_writer.ts";
 
-const gpu = await Gpu.acquire({ quiet: true });
+const gpu = await testGpu();
 const TINY = JSON.parse(await Deno.readTextFile(join(fixtureDir("tiny_gqa"), "builder_args.json"))).kwargs;
 
 const ids = (data: number[], shape = [1, data.length]) => ({ data: new Int32Array(data), shape });

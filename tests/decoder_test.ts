@@ -4,12 +4,13 @@
  * `generate`, BF16 weights, and the row-split path for weights larger than one binding.
  */
 import assert from "node:assert/strict";
+import { testGpu } from "./helpers/gpu.ts";
 import { Gpu, type TransformerDecoder } from "../mod.ts";
 import { checkpointDir, loadDecoder } from "./helpers/checkpoints.ts";
 import { argmaxRow, fixtureDir, type GoldenTensor, maxAbsDiff, readGolden } from "./helpers/golden.ts";
 
 const TOL = 1e-4;
-const gpu = await Gpu.acquire({ quiet: true });
+const gpu = await testGpu();
 
 async function golden(name: string): Promise<Map<string, GoldenTensor>> {
   return await readGolden(`${fixtureDir(name)}/tensors.safetensors`);

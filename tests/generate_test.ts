@@ -4,6 +4,7 @@
  * probabilities (temperature, top_k with ties, top_p).
  */
 import assert from "node:assert/strict";
+import { testGpu } from "./helpers/gpu.ts";
 import { BufferOwner, Gpu, Recorder } from "../mod.ts";
 import { generate, generateStream } from "../src/generation/generate.ts";
 import { resolveSampling } from "../src/generation/sampling.ts";
@@ -12,7 +13,7 @@ import { Readback } from "../src/gpu/readback.ts";
 import { checkpointDir, loadDecoder } from "./helpers/checkpoints.ts";
 import { fixtureDir, readGolden } from "./helpers/golden.ts";
 
-const gpu = await Gpu.acquire({ quiet: true });
+const gpu = await testGpu();
 
 Deno.test("generate(top_k=1) reproduces torchtune's tokens, also for the left-padded batch", async () => {
   const g = await readGolden(`${fixtureDir("tiny_textonly")}/tensors.safetensors`);

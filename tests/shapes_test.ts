@@ -7,8 +7,9 @@
  * KV-cached greedy decoding (which torchtune makes equal to a full recompute).
  */
 import assert from "node:assert/strict";
+import { testGpu } from "./helpers/gpu.ts";
 import { join } from "node:path";
-import { Gpu, llama3_2_vision_decoder, type TransformerDecoder } from "../mod.ts";
+import { llama3_2_vision_decoder, type TransformerDecoder } from "../mod.ts";
 import { SafetensorsFile, toFloat32 } from "../src/checkpoint/safetensors.ts";
 import { argmaxRow, fixtureDir, maxAbsDiff, readGolden } from "./helpers/golden.ts";
 import { loadDecoder } from "./helpers/checkpoints.ts";
@@ -28,7 +29,7 @@ import {
 } from "./helpers/reference_decoder.ts";
 
 const TOL = 1e-4;
-const gpu = await Gpu.acquire({ quiet: true });
+const gpu = await testGpu();
 
 async function readTuneWeights(path: string): Promise<RefWeights> {
   const file = await SafetensorsFile.open(path);

@@ -9,8 +9,9 @@
  * `visionCrossAttentionMask` masks, and KV-cached greedy decoding.
  */
 import assert from "node:assert/strict";
+import { testGpu } from "./helpers/gpu.ts";
 import { join } from "node:path";
-import { DeepFusionModel, Gpu, loadCheckpoint, visionCrossAttentionMask } from "../mod.ts";
+import { DeepFusionModel, loadCheckpoint, visionCrossAttentionMask } from "../mod.ts";
 import {
   type Llama3VisionEncoderArgs,
   resolveEncoderArgs,
@@ -31,7 +32,7 @@ import { referenceEncoderForward } from "./helpers/reference_encoder.ts";
 import { writeSafetensors } from "./helpers/safetensors_writer.ts";
 
 const TOL = 1e-4;
-const gpu = await Gpu.acquire({ quiet: true });
+const gpu = await testGpu();
 
 interface Case {
   name: string;

@@ -4,15 +4,16 @@
  * path through the command line from an image file.
  */
 import assert from "node:assert/strict";
+import { testGpu } from "./helpers/gpu.ts";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { encode as encodePng } from "fast-png";
-import { DeepFusionModel, generate, Gpu, loadCheckpoint, Recorder } from "../mod.ts";
+import { DeepFusionModel, generate, loadCheckpoint, Recorder } from "../mod.ts";
 import { Readback } from "../src/gpu/readback.ts";
 import { argmaxRow, fixtureDir, type GoldenTensor, maxAbsDiff, readGolden } from "./helpers/golden.ts";
 
 const TOL = 1e-4;
-const gpu = await Gpu.acquire({ quiet: true });
+const gpu = await testGpu();
 const CASE = "tiny_vision_e2e";
 const g = await readGolden(join(fixtureDir(CASE), "tensors.safetensors"));
 
