@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { llama3_2_vision_decoder, type TransformerDecoder } from "../mod.ts";
 import { SafetensorsFile, toFloat32 } from "../src/checkpoint/safetensors.ts";
 import { argmaxRow, fixtureDir, maxAbsDiff, readGolden } from "./helpers/golden.ts";
-import { loadDecoder } from "./helpers/checkpoints.ts";
+import { checkpointDir, loadDecoder } from "./helpers/checkpoints.ts";
 import {
   type F32Tensor,
   randomTuneWeights,
@@ -434,4 +434,26 @@ Deno.test(`${CASES[1].name}: builder with num_kv_heads null + load_state_dict (t
   using model = llama3_2_vision_decoder({ ...c.args, num_kv_heads: null, encoder_max_seq_len: c.S });
   await model.load_state_dict(w, { gpu });
   await fullWithImage(c, model, hostWeights(w), `${c.name} load_state_dict`);
+});
+
+Deno.test("tiny_gqa: a long prefill attending to a whole long encoder input (the matmul attention path)", async () => {
+  const dir = fixtureDir("tiny_gqa");
+  const w = await readTuneWeights(join(dir, "weights_tune.safetensors"));
+  const args: RefDecoderArgs = JSON.parse(await Deno.readTextFile(join(dir, "builder_args.json"))).kwargs;
+  using model = await loadDecoder(await checkpointDir("tiny_gqa"), { gpu });
+  const rng = new Rng(77);
+  const s = 72, S = 300, E = args.embed_dim;
+  const ids = Int32Array.from({ length: s }, (_, i) => (i * 37 + 11) % args.vocab_size);
+  ids[0] = args.vocab_size; // the image token
+  const enc = { data: Float32Array.from(rng.normals(S * E), (v) => v * 0.5), shape: [1, S, E] };
+  // Every text position attends to every encoder position: the same as no mask, and a matmul per head.
+  const full = { data: new Uint8Array(s * S).fill(1), shape: [1, s, S] };
+  const ref = referenceForward(w, args, { data: ids, shape: [1, s] }, {
+    encoder_input: enc,
+    encoder_mask: full,
+  });
+  using out = model.forward({ data: ids, shape: [1, s] }, { encoder_input: enc, encoder_mask: full });
+  const err = maxAbsDiff((await out.read()).data, ref);
+  console.log(`long prefill, all-True encoder mask, matmul attention: max |Δ| = ${err.toExponential(2)}`);
+  assert.ok(err < 1e-4, `max abs error ${err}`);
 });

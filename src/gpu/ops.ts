@@ -366,8 +366,13 @@ export type AttentionMask =
    */
   | { kind: "bits"; bits: GPUBuffer; words: number; used?: number };
 
-/** Queries and keys from which unmasked attention runs as two matrix products (the vision encoder). */
-const MATMUL_ATTENTION_MIN = 256;
+/**
+ * Queries and keys from which unmasked attention runs as two matrix products (the vision encoder, and
+ * prefills whose text attends to whole images).
+ */
+const MATMUL_ATTENTION_MIN_QUERIES = 64;
+/** See {@link MATMUL_ATTENTION_MIN_QUERIES}. */
+const MATMUL_ATTENTION_MIN_KEYS = 256;
 
 /** Query positions from which attention uses the query-tiled kernel (attention_tiled.wgsl). */
 const TILED_ATTENTION_MIN_QUERIES = 8;
@@ -398,8 +403,8 @@ export function attention(
 ): void {
   if (headDim > MAX_HEAD_DIM) throw new GpuError(`head_dim ${headDim} exceeds the supported ${MAX_HEAD_DIM}`);
   if (
-    mask.kind === "none" && headDim % 8 === 0 && seq >= MATMUL_ATTENTION_MIN &&
-    kvLen >= MATMUL_ATTENTION_MIN &&
+    mask.kind === "none" && headDim % 8 === 0 && seq >= MATMUL_ATTENTION_MIN_QUERIES &&
+    kvLen >= MATMUL_ATTENTION_MIN_KEYS &&
     seq * (Math.ceil(kvLen / 8) * 8) * 4 <= rec.gpu.limits.maxBufferSize
   ) {
     attentionByMatmul(rec, q, batch, seq, nHeads, nKv, headDim, k, v, kvLen, out);

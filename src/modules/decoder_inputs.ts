@@ -48,6 +48,8 @@ export interface PackedMask {
   words: number;
   /** One past the last key any row allows (0 when none does). */
   used: number;
+  /** Whether every row allows every key (the mask then changes nothing and can be dropped). */
+  full: boolean;
   /** Per row: 1 when no key is allowed. */
   empty: Uint32Array;
 }
@@ -83,6 +85,7 @@ export function packMask(
   const empty = new Uint32Array(rows);
   const data = mask.data;
   let used = 0;
+  let full = true;
   for (let r = 0; r < rows; r++) {
     let any = false;
     for (let j = 0; j < width; j++) {
@@ -90,11 +93,13 @@ export function packMask(
         bits[r * words + (j >> 5)] |= 1 << (j & 31);
         any = true;
         if (j >= used) used = j + 1;
+      } else {
+        full = false;
       }
     }
     empty[r] = any ? 0 : 1;
   }
-  return { bits, words, empty, used };
+  return { bits, words, empty, used, full };
 }
 
 /** Checks token ids `[b, s]` are integers in `[0, numEmbeddings)`. */

@@ -389,7 +389,8 @@ export class TransformerDecoder extends Module {
           seq: encSeq,
         }
         : null,
-      encoder_mask: encMask
+      // An all-True mask changes nothing: attend unmasked, which lets long prefills use the matmul path.
+      encoder_mask: encMask && !encMask.full
         ? {
           kind: "bits",
           bits: rec.temps.upload(encMask.bits, "encoder_mask"),
@@ -397,7 +398,7 @@ export class TransformerDecoder extends Module {
           used: encMask.used,
         }
         : { kind: "none" },
-      skip: encMask ? rec.temps.upload(encMask.empty, "skip rows") : null,
+      skip: encMask && !encMask.full ? rec.temps.upload(encMask.empty, "skip rows") : null,
     };
     let h = rec.scratch(T * E * 4, "hidden");
     emb.forward(rec, tokenBuf, T, h);
