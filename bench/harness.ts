@@ -180,8 +180,6 @@ export class DecodeState {
   pos: number;
   #owner: BufferOwner;
   #next: GPUBuffer;
-  #history: GPUBuffer;
-  #historyLen: number;
   #encoderRow: HostMask;
   #step = 0;
 
@@ -192,8 +190,6 @@ export class DecodeState {
     this.cacheLen = cacheLen;
     this.#owner = new BufferOwner(this.gpu);
     this.#next = this.#owner.storage(4, "next token");
-    this.#historyLen = cacheLen;
-    this.#history = this.#owner.storage(cacheLen * 4, "history");
     this.#encoderRow = { data: new Uint8Array(encoderLen).fill(1), shape: [1, 1, encoderLen] };
   }
 
@@ -245,9 +241,7 @@ export class DecodeState {
       1,
       V,
       this.#next,
-      this.#history,
-      this.#historyLen,
-      this.#step++ % this.#historyLen,
+      this.#step++,
       greedy,
     );
   }

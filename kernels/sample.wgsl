@@ -4,8 +4,8 @@
 //   token = argmax_j p_j / q_j with q_j ~ Exp(1) (the exponential race: a multinomial draw).
 // greedy (temperature 0 or top_k 1) takes the first index of the largest logit.
 // q_j = −log(u_j) with u_j from a counter-based hash of (seed, step, row, j): reproducible per seed.
-// Bindings: 0 logits f32 [rows, V] (window), 1 next i32 [rows] (the next step's input tokens),
-// 2 history i32 [rows, history_stride] (every sampled id, for readback), 3 params.
+// Bindings: 0 logits f32 [rows, V] (window), 1 next i32 [rows] (the next step's input tokens, also
+// what the host reads back), 2 params.
 // Workgroups: 256 invocations per row (workgroup x = row). Each invocation visits V/256 logits per
 // pass: 1 max pass, 4 radix passes for top_k, 1 sum pass, 31 bisection passes for top_p, 1 race
 // pass — about 19,000 loop iterations for V = 128,256, under llvmpipe's 65,535 cap.
@@ -18,13 +18,11 @@ struct Params {
   step: u32,
   greedy: u32,
   logits_off: u32,
-  history_stride: u32,
 }
 
 @group(0) @binding(0) var<storage, read> logits: array<f32>;
 @group(0) @binding(1) var<storage, read_write> next: array<i32>;
-@group(0) @binding(2) var<storage, read_write> history: array<i32>;
-@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(2) var<uniform> p: Params;
 
 const WG: u32 = 256u;
 const NEG: f32 = -3.0e38;
@@ -214,6 +212,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   if (lid == 0u) {
     next[row] = i32(token);
-    history[row * p.history_stride + p.step] = i32(token);
   }
 }

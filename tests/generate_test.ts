@@ -108,9 +108,8 @@ async function draw(
   for (let r = 0; r < rows; r++) all.set(logits, r * V);
   const lb = owner.upload(all, "logits");
   const next = owner.storage(rows * 4, "next");
-  const hist = owner.storage(rows * 4, "history");
   const rec = new Recorder(gpu);
-  sample(rec, lb, rows, V, next, hist, 1, 0, resolveSampling(opts));
+  sample(rec, lb, rows, V, next, 0, resolveSampling(opts));
   const rb = new Readback(rec, next, 0, rows * 4);
   rec.submit();
   const ids = new Int32Array((await rb.read()).buffer);

@@ -188,7 +188,6 @@ async function* runDecoder(
   const gpu = model.gpu;
   const owner = new BufferOwner(gpu);
   const next = owner.storage(batch * 4, "next tokens");
-  const history = owner.storage(batch * maxNew * 4, "generated tokens");
   const pending: Promise<Uint8Array>[] = [];
   const stopped = new Array<boolean>(batch).fill(false);
   const t0 = performance.now();
@@ -213,7 +212,7 @@ async function* runDecoder(
         const tokens = step === 0 ? prompt : { buffer: next, shape: [batch, 1] as [number, number] };
         const { logits } = model.record(rec, tokens, forwardOpts, { last_position_only: true });
         rec.temps.adopt(logits);
-        sample(rec, logits, batch, V, next, history, maxNew, step, settings);
+        sample(rec, logits, batch, V, next, step, settings);
         return new Readback(rec, next, 0, batch * 4);
       });
       pending.push(readback.read());

@@ -541,8 +541,8 @@ export interface SampleSettings {
 }
 
 /**
- * Samples one token per row of `logits` `[rows, vocab]` (sample.wgsl) into `next` i32 `[rows]` and
- * `history[row * historyStride + step]`.
+ * Samples one token per row of `logits` `[rows, vocab]` (sample.wgsl) into `next` i32 `[rows]`; `step`
+ * (with the seed) picks the random numbers.
  */
 export function sample(
   rec: Recorder,
@@ -550,8 +550,6 @@ export function sample(
   rows: number,
   vocab: number,
   next: GPUBuffer,
-  history: GPUBuffer,
-  historyStride: number,
   step: number,
   s: SampleSettings,
 ): void {
@@ -560,8 +558,8 @@ export function sample(
   rec.dispatch(
     "sample",
     undefined,
-    [lw.resource, next, history],
-    pack("ufufuuuuu", [
+    [lw.resource, next],
+    pack("ufufuuuu", [
       vocab,
       s.temperature,
       s.top_k ?? 0,
@@ -570,7 +568,6 @@ export function sample(
       step,
       greedy ? 1 : 0,
       lw.elementOffset,
-      historyStride,
     ]),
     [rows, 1, 1],
   );

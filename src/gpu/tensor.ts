@@ -4,6 +4,8 @@
  * @module
  */
 import { type Gpu, GpuError } from "./device.ts";
+import { submitRecording } from "./ops.ts";
+import { Readback } from "./readback.ts";
 
 /** Typed arrays a host tensor may hold. */
 export type TypedArray = Float32Array | Int32Array | Uint32Array | Uint8Array;
@@ -56,41 +58,16 @@ export class DeviceTensor<D extends DeviceDtype = "f32"> {
 
   /** Copies the tensor to the host once the GPU work that produces it is done. */
   async read(): Promise<HostTensor<ArrayFor<D>>> {
-    const gpu = this.#gpu;
+    const buffer = this.buffer;
     const bytes = this.size * 4;
-    const staging = gpu.device.createBuffer({
-      label: "readback",
-      size: Math.max(4, bytes),
-      usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-    });
-    try {
-      gpu.scoped(() => {
-        const encoder = gpu.device.createCommandEncoder();
-        if (bytes > 0) encoder.copyBufferToBuffer(this.buffer, 0, staging, 0, bytes);
-        gpu.device.queue.submit([encoder.finish()]);
-      });
-      const lost = gpu.lost.then(() => Promise.reject(gpu.lostError));
-      try {
-        await Promise.race([staging.mapAsync(GPUMapMode.READ), lost]);
-      } catch (e) {
-        // Prefer the root cause: a recorded validation error or the device loss.
-        await gpu.checkErrors();
-        await new Promise((r) => setTimeout(r, 0));
-        gpu.assertAlive();
-        throw new GpuError(`reading a tensor back from the GPU failed: ${(e as Error).message}`);
-      }
-      await gpu.checkErrors();
-      const copy = staging.getMappedRange().slice(0, bytes);
-      staging.unmap();
-      const data = this.dtype === "f32"
-        ? new Float32Array(copy)
-        : this.dtype === "i32"
-        ? new Int32Array(copy)
-        : new Uint32Array(copy);
-      return { data: data as ArrayFor<D>, shape: [...this.shape] };
-    } finally {
-      staging.destroy();
-    }
+    const readback = submitRecording(this.#gpu, null, (rec) => new Readback(rec, buffer, 0, bytes));
+    const copy = (await readback.read()).buffer as ArrayBuffer;
+    const data = this.dtype === "f32"
+      ? new Float32Array(copy)
+      : this.dtype === "i32"
+      ? new Int32Array(copy)
+      : new Uint32Array(copy);
+    return { data: data as ArrayFor<D>, shape: [...this.shape] };
   }
 
   /** Frees the GPU memory. Safe to call twice. */

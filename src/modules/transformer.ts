@@ -84,20 +84,23 @@ export class TransformerSelfAttentionLayer extends Module {
     const T = batch * seq;
     const E = this.attn.embed_dim;
     const normed = rec.scratch(T * E * 4, "normed");
-    const branch = rec.scratch(T * E * 4, "branch");
+    // A branch buffer only for gated layers; ungated ones add into x inside the output projections.
+    const branch = () => rec.scratch(T * E * 4, "branch");
     this.sa_norm.forward(rec, x, T, normed);
     const attnCall = { batch, seq, y: { buffer: normed, seq }, mask: call.mask, positions: call.positions };
     // Without a gate the residual add is folded into the output projection (out += …).
     if (this.sa_scale) {
-      this.attn.forward(rec, normed, attnCall, branch);
-      gatedResidual(rec, x, branch, T, E, this.sa_scale.scale.buffer, null);
+      const b = branch();
+      this.attn.forward(rec, normed, attnCall, b);
+      gatedResidual(rec, x, b, T, E, this.sa_scale.scale.buffer, null);
     } else {
       this.attn.forward(rec, normed, attnCall, x, true);
     }
     this.mlp_norm.forward(rec, x, T, normed);
     if (this.mlp_scale) {
-      this.mlp.forward(rec, normed, T, branch);
-      gatedResidual(rec, x, branch, T, E, this.mlp_scale.scale.buffer, null);
+      const b = branch();
+      this.mlp.forward(rec, normed, T, b);
+      gatedResidual(rec, x, b, T, E, this.mlp_scale.scale.buffer, null);
     } else {
       this.mlp.forward(rec, normed, T, x, true);
     }
