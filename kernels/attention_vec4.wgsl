@@ -1,20 +1,24 @@
-// attention.wgsl for head_dim % 4 == 0, reading keys and values as vec4 (a quarter of the loads: CPU
-// adapters load memory lane by lane). Same bindings, parameters and results as attention.wgsl.
+// attention.wgsl for head_dim % 4 == 0 and grouped-query heads: one workgroup serves up to four query
+// heads that share a KV head, so each key and value is loaded once for all of them (CPU adapters load
+// memory lane by lane: loads, not arithmetic, set the pace of decoding). Same bindings, parameters and
+// results as attention.wgsl.
 //
 // Scaled dot-product attention, split over key blocks (flash-decoding): this kernel computes, for one
-// query token, one query head and one block of keys, the block's running max m, its softmax
-// denominator l and its unnormalised output Σ exp(s_j − m)·v_j; attention_combine.wgsl merges blocks.
+// query token, a group of ≤ 4 query heads and one block of keys, each head's running max m, softmax
+// denominator l and unnormalised output Σ exp(s_j − m)·v_j; attention_combine.wgsl merges blocks.
 //   s_j = (q · k_j) · scale, keys j of the cache that the mask allows.
-// Grouped-query attention: query head h reads KV head h / (n_heads / n_kv) (consecutive grouping, as
-// torchtune's repeat_interleave). Masks (True = attend): mode 0 none, 1 causal (key j ≤ query
+// Grouped-query attention: query head h reads KV head h / G, G = n_heads / n_kv (consecutive grouping,
+// as torchtune's repeat_interleave). Masks (True = attend): mode 0 none, 1 causal (key j ≤ query
 // position in the sequence), 2 explicit bits [b, s, kv_len] packed 32 per u32 (row = token).
 // Only keys below kv_used are visited: past the last key any mask row allows, nothing contributes, so
 // the cost follows the positions in use rather than the cache length kv_len (the layout stride).
 // Bindings: 0 q f32 [T, n_heads, head_dim] (window), 1 k [b, n_kv, kv_len, head_dim], 2 v (same),
 // 3 mask bits (window), 4 partial f32 [T, n_heads, n_blocks, head_dim + 2], 5 params.
-// Workgroups: 64 invocations; workgroup (block, head, token). Keys are scored 256 at a time into
-// workgroup memory; head_dim ≤ 256 and block ≤ 2048, so an invocation loops at most a few thousand
-// times (llvmpipe silently stops loops after 65,535 iterations).
+// Workgroups: 64 invocations; workgroup (block, kv head · ⌈G/4⌉ + head group, token). Scores: each
+// invocation scores 4 of a sub-block's 256 keys for the 4 heads (a vec4 per key). Values: invocation
+// (c, r) owns vec4 column c of head_dim and the keys i ≡ r (mod R), R = 64 / (head_dim / 4), and the
+// R parts are summed at the end. head_dim ≤ 256 and block ≤ 2048, so an invocation loops at most a
+// few thousand times (llvmpipe silently stops loops after 65,535 iterations).
 struct Params {
   seq: u32,
   n_heads: u32,
@@ -41,9 +45,14 @@ struct Params {
 
 const NEG: f32 = -3.0e38;
 
-var<workgroup> qs: array<vec4<f32>, 64>;
-var<workgroup> sc: array<f32, 256>;
-var<workgroup> red: array<f32, 64>;
+// The group's queries: head g, column c at g · hd4 + c.
+var<workgroup> qs: array<vec4<f32>, 256>;
+// Scores, then weights exp(s − m), of the sub-block's keys: one vec4 (the 4 heads) per key.
+var<workgroup> sc: array<vec4<f32>, 256>;
+var<workgroup> red: array<vec4<f32>, 64>;
+// End of the block: the R value parts (r · 4 + g) · hd4 + c and their denominators.
+var<workgroup> parts: array<vec4<f32>, 256>;
+var<workgroup> part_l: array<vec4<f32>, 64>;
 
 fn allowed(tl: u32, qi: u32, j: u32) -> bool {
   if (p.mask_mode == 1u) {
@@ -58,39 +67,52 @@ fn allowed(tl: u32, qi: u32, j: u32) -> bool {
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let kb = wid.x;
-  let h = wid.y;
   let tl = wid.z;
   let t = p.t0 + tl;
   let bi = t / p.seq;
   let qi = t % p.seq;
   let hd = p.head_dim;
-  let kvh = h / (p.n_heads / p.n_kv);
-  let kv_base = (bi * p.n_kv + kvh) * p.kv_len * hd;
   let hd4 = hd / 4u;
-  if (lid < hd4) {
-    let qb = p.q_off + (tl * p.n_heads + h) * hd + 4u * lid;
-    qs[lid] = vec4<f32>(q[qb], q[qb + 1u], q[qb + 2u], q[qb + 3u]);
+  let group = p.n_heads / p.n_kv;
+  let n_hg = (group + 3u) / 4u;
+  let kvh = wid.y / n_hg;
+  let g0 = (wid.y % n_hg) * 4u;
+  let h0 = kvh * group + g0;
+  let nh = min(4u, group - g0);
+  let kv_base = (bi * p.n_kv + kvh) * p.kv_len * hd;
+  // Heads past the group's last repeat its query (their results are not written).
+  for (var i = lid; i < 4u * hd4; i += 64u) {
+    let g = i / hd4;
+    let qb = p.q_off + (tl * p.n_heads + h0 + min(g, nh - 1u)) * hd + 4u * (i % hd4);
+    qs[i] = vec4<f32>(q[qb], q[qb + 1u], q[qb + 2u], q[qb + 3u]);
   }
   workgroupBarrier();
 
-  var acc = vec4<f32>(0.0);
-  var m_run = NEG;
-  var l_run = 0.0;
+  let n_parts = 64u / hd4;
+  let col = lid % hd4;
+  let part = lid / hd4;
+  var acc0 = vec4<f32>(0.0);
+  var acc1 = vec4<f32>(0.0);
+  var acc2 = vec4<f32>(0.0);
+  var acc3 = vec4<f32>(0.0);
+  var l_part = vec4<f32>(0.0);
+  var m_run = vec4<f32>(NEG);
   let start = kb * p.block;
   let end = min(start + p.block, p.kv_used);
   for (var sub = start; sub < end; sub += 256u) {
-    var local_max = NEG;
+    var local_max = vec4<f32>(NEG);
     for (var r = 0u; r < 4u; r++) {
       let jj = lid + 64u * r;
       let j = sub + jj;
-      var s = NEG;
+      var s = vec4<f32>(NEG);
       if (j < end && allowed(tl, qi, j)) {
         let kb_j = (kv_base + j * hd) / 4u;
-        var dotv = 0.0;
+        var d = vec4<f32>(0.0);
         for (var c = 0u; c < hd4; c++) {
-          dotv += dot(qs[c], k[kb_j + c]);
+          let kc = k[kb_j + c];
+          d += vec4<f32>(dot(qs[c], kc), dot(qs[hd4 + c], kc), dot(qs[2u * hd4 + c], kc), dot(qs[3u * hd4 + c], kc));
         }
-        s = dotv * p.scale;
+        s = d * p.scale;
       }
       sc[jj] = s;
       local_max = max(local_max, s);
@@ -104,53 +126,64 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       workgroupBarrier();
     }
     let m_new = max(m_run, red[0]);
-    workgroupBarrier();
-    var local_sum = 0.0;
     for (var r = 0u; r < 4u; r++) {
       let jj = lid + 64u * r;
       let s = sc[jj];
-      var e = 0.0;
-      if (s > NEG) {
-        e = exp(s - m_new);
-      }
-      sc[jj] = e;
-      local_sum += e;
+      sc[jj] = select(vec4<f32>(0.0), exp(s - m_new), s > vec4<f32>(NEG));
     }
-    red[lid] = local_sum;
-    workgroupBarrier();
-    for (var stride = 32u; stride > 0u; stride >>= 1u) {
-      if (lid < stride) {
-        red[lid] += red[lid + stride];
-      }
-      workgroupBarrier();
-    }
-    var corr = 0.0;
-    if (m_run > NEG) {
-      corr = exp(m_run - m_new);
-    }
-    l_run = l_run * corr + red[0];
-    acc *= corr;
+    let corr = select(vec4<f32>(0.0), exp(m_run - m_new), m_run > vec4<f32>(NEG));
+    acc0 *= corr.x;
+    acc1 *= corr.y;
+    acc2 *= corr.z;
+    acc3 *= corr.w;
+    l_part *= corr;
     m_run = m_new;
-    let n_sub = min(256u, end - sub);
-    if (lid < hd4) {
-      for (var i = 0u; i < n_sub; i++) {
+    workgroupBarrier();
+    if (part < n_parts) {
+      let n_sub = min(256u, end - sub);
+      for (var i = part; i < n_sub; i += n_parts) {
         let e = sc[i];
-        if (e != 0.0) {
-          acc += e * v[(kv_base + (sub + i) * hd) / 4u + lid];
-        }
+        let vv = v[(kv_base + (sub + i) * hd) / 4u + col];
+        acc0 += e.x * vv;
+        acc1 += e.y * vv;
+        acc2 += e.z * vv;
+        acc3 += e.w * vv;
+        l_part += e;
       }
     }
     workgroupBarrier();
   }
-  let base = ((tl * p.n_heads + h) * p.n_blocks + kb) * (hd + 2u);
-  if (lid < hd4) {
-    partial[base + 4u * lid] = acc.x;
-    partial[base + 4u * lid + 1u] = acc.y;
-    partial[base + 4u * lid + 2u] = acc.z;
-    partial[base + 4u * lid + 3u] = acc.w;
+  if (part < n_parts) {
+    let pb = part * 4u * hd4 + col;
+    parts[pb] = acc0;
+    parts[pb + hd4] = acc1;
+    parts[pb + 2u * hd4] = acc2;
+    parts[pb + 3u * hd4] = acc3;
+    if (col == 0u) {
+      part_l[part] = l_part;
+    }
   }
-  if (lid == 0u) {
-    partial[base + hd] = m_run;
-    partial[base + hd + 1u] = l_run;
+  workgroupBarrier();
+  for (var i = lid; i < nh * hd4; i += 64u) {
+    let g = i / hd4;
+    let c = i % hd4;
+    var sum = vec4<f32>(0.0);
+    for (var r = 0u; r < n_parts; r++) {
+      sum += parts[r * 4u * hd4 + i];
+    }
+    let base = ((tl * p.n_heads + h0 + g) * p.n_blocks + kb) * (hd + 2u) + 4u * c;
+    partial[base] = sum.x;
+    partial[base + 1u] = sum.y;
+    partial[base + 2u] = sum.z;
+    partial[base + 3u] = sum.w;
+  }
+  if (lid < nh) {
+    var l = 0.0;
+    for (var r = 0u; r < n_parts; r++) {
+      l += part_l[r][lid];
+    }
+    let base = ((tl * p.n_heads + h0 + lid) * p.n_blocks + kb) * (hd + 2u);
+    partial[base + hd] = m_run[lid];
+    partial[base + hd + 1u] = l;
   }
 }

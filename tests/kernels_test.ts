@@ -390,6 +390,27 @@ gpuTest("attention: GQA / MHA / MQA, modes none and causal, head_dim 16 and 128"
   await checkAttention(gpu, { b: 2, s: 300, nHeads: 2, nKv: 1, hd: 16, kvLen: 300, mode: "causal" }, 94);
 });
 
+gpuTest(
+  "attention: decode-sized queries, query-head groups of 1 to 8 per KV head, head_dim 4 to 256",
+  async () => {
+    const gpu = await testGpu();
+    // attention_vec4 serves ≤ 4 query heads per workgroup: groups of 3, 5 (a group of 4 and one of 1) and
+    // 8 (two groups); head_dim 48 leaves some invocations without a value column, 256 the largest.
+    await checkAttention(gpu, { b: 1, s: 1, nHeads: 6, nKv: 2, hd: 64, kvLen: 300, mode: "causal" }, 130);
+    await checkAttention(gpu, { b: 2, s: 1, nHeads: 10, nKv: 2, hd: 48, kvLen: 70, mode: "none" }, 131);
+    await checkAttention(
+      gpu,
+      { b: 1, s: 3, nHeads: 8, nKv: 1, hd: 256, kvLen: 600, mode: "bits", allowed: bitsPattern(600, 132) },
+      133,
+    );
+    await checkAttention(
+      gpu,
+      { b: 1, s: 2, nHeads: 3, nKv: 3, hd: 4, kvLen: 1601, mode: "none", qScale: 2 },
+      134,
+    );
+  },
+);
+
 gpuTest("attention: explicit bits, fully masked rows, several key blocks (kvLen 3000)", async () => {
   const gpu = await testGpu();
   await checkAttention(

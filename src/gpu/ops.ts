@@ -460,12 +460,16 @@ export function attention(
       mw ? mw.elementOffset : 0,
       1 / Math.sqrt(headDim),
     ];
+    const kernel = tiled ? "attention_tiled" : headDim % 4 === 0 ? "attention_vec4" : "attention";
     rec.dispatch(
-      tiled ? "attention_tiled" : headDim % 4 === 0 ? "attention_vec4" : "attention",
+      kernel,
       undefined,
       [qw.resource, k, v, mw ? mw.resource : rec.dummy, partial],
       tiled ? pack("uuuuuuuuuuuuufu", [...params, n]) : pack("uuuuuuuuuuuuuf", params),
-      [nBlocks, nHeads, tiled ? Math.ceil(n / 8) : n],
+      // attention_vec4 serves up to 4 query heads of one KV head per workgroup.
+      kernel === "attention_vec4"
+        ? [nBlocks, nKv * Math.ceil(nHeads / nKv / 4), n]
+        : [nBlocks, nHeads, tiled ? Math.ceil(n / 8) : n],
     );
     const ow = bindWindow(rec.gpu, out, t0 * width * 4, n * width * 4);
     rec.dispatch(
