@@ -258,6 +258,7 @@ export function linear(
       const fast = K % 8 === 0 && xw.elementOffset % 4 === 0;
       const kernel = !fast ? "linear" : mc < MATVEC_MAX_TOKENS ? "matvec" : "matmul";
       const tokensPerGroup = { linear: 4, matvec: 1, matmul: 8 }[kernel];
+      const rowsPerInvocation = { linear: 4, matvec: 8, matmul: 4 }[kernel];
       rec.dispatch(
         kernel,
         weight.dtype,
@@ -273,7 +274,7 @@ export function linear(
           bias ? 1 : 0,
           accumulate ? 1 : 0,
         ]),
-        [Math.ceil(chunk.rowCount / 4 / WORKGROUP), Math.ceil(mc / tokensPerGroup), 1],
+        [Math.ceil(chunk.rowCount / rowsPerInvocation / WORKGROUP), Math.ceil(mc / tokensPerGroup), 1],
       );
     }
   }
