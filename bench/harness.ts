@@ -381,9 +381,8 @@ export class RssTracker {
     this.#max = Math.max(this.#max, Deno.memoryUsage().rss);
   }
 
-  /** Stops sampling; returns the peak in bytes. */
-  stop(): number {
-    clearInterval(this.#timer);
+  /** The peak so far in bytes (sampling goes on). */
+  peak(): number {
     this.sample();
     try {
       const m = Deno.readTextFileSync("/proc/self/status").match(/^VmHWM:\s+(\d+)\s+kB/m);
@@ -392,5 +391,16 @@ export class RssTracker {
       // not Linux, or no read permission: the sampled maximum
     }
     return this.#max;
+  }
+
+  /** The current resident size in bytes. */
+  static current(): number {
+    return Deno.memoryUsage().rss;
+  }
+
+  /** Stops sampling; returns the peak in bytes. */
+  stop(): number {
+    clearInterval(this.#timer);
+    return this.peak();
   }
 }

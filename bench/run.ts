@@ -31,7 +31,7 @@ import {
   RssTracker,
   weightBytes,
 } from "./harness.ts";
-import { BENCH_DTYPES, type BenchDtype, uploadRandomWeights } from "./random_weights.ts";
+import { BENCH_DTYPES, type BenchDtype, parameterBytes, uploadRandomWeights } from "./random_weights.ts";
 
 const USAGE = "usage: deno run -A bench/run.ts --config bench_small|bench_11b_slice [--json] " +
   "[--dtype auto|bf16|q8|q4] [--prompt-len N] [--decode-steps N] [--profile-steps N]";
@@ -75,6 +75,8 @@ async function main(): Promise<void> {
     `${cfg.name}: ${cfg.description}; adapter ${gpu.description}${gpu.isFallbackAdapter ? " (CPU)" : ""}`,
   );
 
+  // The process before any weight exists: Deno, the driver, the device.
+  const rssBaseline = RssTracker.current();
   const model = llama3_2_vision_decoder(cfg.args);
   const params = model.named_parameters().reduce((a, [, p]) => a + p.shape.reduce((x, y) => x * y, 1), 0);
   const tLoad = performance.now();
@@ -91,6 +93,11 @@ async function main(): Promise<void> {
   });
   const loadS = (performance.now() - tLoad) / 1000;
   const weights = weightBytes(model);
+  // Host memory while loading beyond the baseline and the weights themselves (which a CPU adapter keeps
+  // in host memory): the staging of tensors on their way to the GPU.
+  const loadPeak = rss.peak();
+  const largestTensor = Math.max(...model.named_parameters().map(([, p]) => parameterBytes(p)));
+  const loadStaging = loadPeak - rssBaseline - (gpu.isFallbackAdapter ? weights : 0);
   const decodeBytes = decodeWeightBytes(model);
   const weightDtype = model.output.weight.storage.dtype;
   report(
@@ -100,6 +107,17 @@ async function main(): Promise<void> {
       } GiB`,
   );
 
+  report(
+    `  host memory while loading: peak RSS ${(loadPeak / 2 ** 20).toFixed(0)} MiB = baseline ${
+      (rssBaseline / 2 ** 20).toFixed(0)
+    } MiB${
+      gpu.isFallbackAdapter
+        ? ` + weights ${(weights / 2 ** 20).toFixed(0)} MiB (host memory on a CPU adapter)`
+        : ""
+    } + ${(loadStaging / 2 ** 20).toFixed(0)} MiB staging (largest tensor ${
+      (largestTensor / 2 ** 20).toFixed(0)
+    } MiB)`,
+  );
   const roofline = await measureRoofline(gpu);
   report(`  roofline (stream_read, 128 MiB): ${roofline.toFixed(1)} GB/s`);
 
@@ -179,6 +197,10 @@ async function main(): Promise<void> {
       gpu_bytes: gpuBytes,
       host_peak_rss_bytes: peak,
       details: {
+        host_baseline_rss_bytes: rssBaseline,
+        host_load_peak_rss_bytes: loadPeak,
+        host_load_staging_bytes: loadStaging,
+        largest_tensor_bytes: largestTensor,
         params,
         weight_bytes: weights,
         decode_weight_bytes_per_step: decodeBytes,
