@@ -31,7 +31,7 @@ import {
   RssTracker,
   weightBytes,
 } from "./harness.ts";
-import { BENCH_DTYPES, type BenchDtype, parameterBytes, uploadRandomWeights } from "./random_weights.ts";
+import { BENCH_DTYPES, type BenchDtype, uploadRandomWeights } from "./random_weights.ts";
 
 const USAGE = "usage: deno run -A bench/run.ts --config bench_small|bench_11b_slice [--json] " +
   "[--dtype auto|bf16|q8|q4] [--prompt-len N] [--decode-steps N] [--profile-steps N]";
@@ -96,7 +96,10 @@ async function main(): Promise<void> {
   // Host memory while loading beyond the baseline and the weights themselves (which a CPU adapter keeps
   // in host memory): the staging of tensors on their way to the GPU.
   const loadPeak = rss.peak();
-  const largestTensor = Math.max(...model.named_parameters().map(([, p]) => parameterBytes(p)));
+  // The largest tensor as the checkpoint holds it (random weights are bf16), whatever --dtype stores.
+  const largestTensor = Math.max(
+    ...model.named_parameters().map(([, p]) => 2 * p.shape.reduce((a, b) => a * b, 1)),
+  );
   const loadStaging = loadPeak - rssBaseline - (gpu.isFallbackAdapter ? weights : 0);
   const decodeBytes = decodeWeightBytes(model);
   const weightDtype = model.output.weight.storage.dtype;
@@ -114,7 +117,7 @@ async function main(): Promise<void> {
       gpu.isFallbackAdapter
         ? ` + weights ${(weights / 2 ** 20).toFixed(0)} MiB (host memory on a CPU adapter)`
         : ""
-    } + ${(loadStaging / 2 ** 20).toFixed(0)} MiB staging (largest tensor ${
+    } + ${(loadStaging / 2 ** 20).toFixed(0)} MiB staging (largest checkpoint tensor ${
       (largestTensor / 2 ** 20).toFixed(0)
     } MiB)`,
   );

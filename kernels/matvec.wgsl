@@ -28,6 +28,35 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
+// Four rows' 16 products with the activations x[k..k+15] = (a, b, c, e), each row's scale applied once
+// (q8 / q4; 1.0, folded away, for float weights). `rows` holds the four rows' flat start indices + k.
+fn dot4x16(rows: vec4<u32>, a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, e: vec4<f32>) -> vec4<f32> {
+  let w0 = weight16_scaled(rows.x);
+  let w1 = weight16_scaled(rows.y);
+  let w2 = weight16_scaled(rows.z);
+  let w3 = weight16_scaled(rows.w);
+  return vec4<f32>(
+    w0.d * (dot(a, w0.w[0]) + dot(b, w0.w[1]) + dot(c, w0.w[2]) + dot(e, w0.w[3])),
+    w1.d * (dot(a, w1.w[0]) + dot(b, w1.w[1]) + dot(c, w1.w[2]) + dot(e, w1.w[3])),
+    w2.d * (dot(a, w2.w[0]) + dot(b, w2.w[1]) + dot(c, w2.w[2]) + dot(e, w2.w[3])),
+    w3.d * (dot(a, w3.w[0]) + dot(b, w3.w[1]) + dot(c, w3.w[2]) + dot(e, w3.w[3])),
+  );
+}
+
+// The same for 8 products (x[k..k+7] = (a, b)), for rows that are not a multiple of 16 long.
+fn dot4x8(rows: vec4<u32>, a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+  let w0 = weight8(rows.x);
+  let w1 = weight8(rows.y);
+  let w2 = weight8(rows.z);
+  let w3 = weight8(rows.w);
+  return vec4<f32>(
+    dot(a, w0[0]) + dot(b, w0[1]),
+    dot(a, w1[0]) + dot(b, w1[1]),
+    dot(a, w2[0]) + dot(b, w2[1]),
+    dot(a, w3[0]) + dot(b, w3[1]),
+  );
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let n_base = gid.x * 8u;
@@ -49,51 +78,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let b = x[xb + k / 4u + 1u];
     let c = x[xb + k / 4u + 2u];
     let e = x[xb + k / 4u + 3u];
-    // The scale factored out of each row's 16 products (q8 / q4; 1.0, folded away, for float weights).
-    let w0 = weight16_scaled(wa.x + k);
-    let w1 = weight16_scaled(wa.y + k);
-    let w2 = weight16_scaled(wa.z + k);
-    let w3 = weight16_scaled(wa.w + k);
-    acc_a += vec4<f32>(
-      w0.d * (dot(a, w0.w[0]) + dot(b, w0.w[1]) + dot(c, w0.w[2]) + dot(e, w0.w[3])),
-      w1.d * (dot(a, w1.w[0]) + dot(b, w1.w[1]) + dot(c, w1.w[2]) + dot(e, w1.w[3])),
-      w2.d * (dot(a, w2.w[0]) + dot(b, w2.w[1]) + dot(c, w2.w[2]) + dot(e, w2.w[3])),
-      w3.d * (dot(a, w3.w[0]) + dot(b, w3.w[1]) + dot(c, w3.w[2]) + dot(e, w3.w[3])),
-    );
-    let w4 = weight16_scaled(wb.x + k);
-    let w5 = weight16_scaled(wb.y + k);
-    let w6 = weight16_scaled(wb.z + k);
-    let w7 = weight16_scaled(wb.w + k);
-    acc_b += vec4<f32>(
-      w4.d * (dot(a, w4.w[0]) + dot(b, w4.w[1]) + dot(c, w4.w[2]) + dot(e, w4.w[3])),
-      w5.d * (dot(a, w5.w[0]) + dot(b, w5.w[1]) + dot(c, w5.w[2]) + dot(e, w5.w[3])),
-      w6.d * (dot(a, w6.w[0]) + dot(b, w6.w[1]) + dot(c, w6.w[2]) + dot(e, w6.w[3])),
-      w7.d * (dot(a, w7.w[0]) + dot(b, w7.w[1]) + dot(c, w7.w[2]) + dot(e, w7.w[3])),
-    );
+    acc_a += dot4x16(wa + k, a, b, c, e);
+    acc_b += dot4x16(wb + k, a, b, c, e);
   }
   for (var k = k_end16; k < p.K; k += 8u) {
     let a = x[xb + k / 4u];
     let b = x[xb + k / 4u + 1u];
-    let w0 = weight8(wa.x + k);
-    let w1 = weight8(wa.y + k);
-    let w2 = weight8(wa.z + k);
-    let w3 = weight8(wa.w + k);
-    acc_a += vec4<f32>(
-      dot(a, w0[0]) + dot(b, w0[1]),
-      dot(a, w1[0]) + dot(b, w1[1]),
-      dot(a, w2[0]) + dot(b, w2[1]),
-      dot(a, w3[0]) + dot(b, w3[1]),
-    );
-    let w4 = weight8(wb.x + k);
-    let w5 = weight8(wb.y + k);
-    let w6 = weight8(wb.z + k);
-    let w7 = weight8(wb.w + k);
-    acc_b += vec4<f32>(
-      dot(a, w4[0]) + dot(b, w4[1]),
-      dot(a, w5[0]) + dot(b, w5[1]),
-      dot(a, w6[0]) + dot(b, w6[1]),
-      dot(a, w7[0]) + dot(b, w7[1]),
-    );
+    acc_a += dot4x8(wa + k, a, b);
+    acc_b += dot4x8(wb + k, a, b);
   }
   let n_valid = min(8u, p.rows - n_base);
   let row = p.out_off + m * p.out_stride + p.n0 + n_base;
