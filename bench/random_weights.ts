@@ -129,5 +129,5 @@ export async function uploadRandomWeights(
 
 /** Bytes a parameter takes on the GPU (whatever dtype it was stored in). */
 export function parameterBytes(p: Parameter): number {
-  return p.storage.chunks.reduce((a, c) => a + c.buffer.size, 0);
+  return p.storage.byteLength;
 }

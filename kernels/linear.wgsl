@@ -3,6 +3,8 @@
 // Bindings: 0 weight (snippet: f32, bf16 or f16), 1 x f32 [M, K] (window), 2 out f32 [M, out_stride]
 // (window), 3 bias f32 [out_stride] (unused when has_bias = 0), 4 params.
 // With accumulate = 1 the result is added to out (a residual connection folded into the projection).
+// w_row0: the chunk's first row within its buffer (a weight sharing its buffer with others, see
+// WeightStorage.slice).
 // Workgroups: 64 invocations along x; each invocation computes a 4×4 tile (4 tokens × 4 weight rows),
 // reading K in steps of 4, so its loop runs K/4 times (7168 for K = 28672: far below llvmpipe's cap).
 struct Params {
@@ -15,6 +17,7 @@ struct Params {
   out_off: u32,
   has_bias: u32,
   accumulate: u32,
+  w_row0: u32,
 }
 
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -37,7 +40,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   // Out-of-range rows and tokens are clamped to valid ones and their results dropped at the end.
   let n = vec4<u32>(n_base, min(n_base + 1u, p.rows - 1u), min(n_base + 2u, p.rows - 1u), min(n_base + 3u, p.rows - 1u));
   let m = vec4<u32>(m_base, min(m_base + 1u, p.M - 1u), min(m_base + 2u, p.M - 1u), min(m_base + 3u, p.M - 1u));
-  let wb = n * p.K;
+  let wb = (n + p.w_row0) * p.K;
   var acc0 = vec4<f32>(0.0);
   var acc1 = vec4<f32>(0.0);
   var acc2 = vec4<f32>(0.0);

@@ -7,6 +7,8 @@
 // Bindings: 0 weight (snippet), 1 x vec4<f32> [M, K/4] (window), 2 out f32 [M, out_stride] (window),
 // 3 bias f32 [out_stride] (unused when has_bias = 0), 4 params.
 // With accumulate = 1 the result is added to out (a residual connection folded into the projection).
+// w_row0: the chunk's first row within its buffer (a weight sharing its buffer with others, see
+// WeightStorage.slice).
 // Workgroups: 64 invocations along x (256 weight rows per workgroup), y = group of 8 tokens; K/8 loop
 // iterations per invocation.
 struct Params {
@@ -19,6 +21,7 @@ struct Params {
   out_off: u32,
   has_bias: u32,
   accumulate: u32,
+  w_row0: u32,
 }
 
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -34,7 +37,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     return;
   }
   let last = p.rows - 1u;
-  let wb = vec4<u32>(n_base, min(n_base + 1u, last), min(n_base + 2u, last), min(n_base + 3u, last)) * p.K;
+  let wb = (vec4<u32>(n_base, min(n_base + 1u, last), min(n_base + 2u, last), min(n_base + 3u, last)) + p.w_row0) * p.K;
   let xb0 = (p.x_off + min(m_base + 0u, p.M - 1u) * p.K) / 4u;
   let xb1 = (p.x_off + min(m_base + 1u, p.M - 1u) * p.K) / 4u;
   let xb2 = (p.x_off + min(m_base + 2u, p.M - 1u) * p.K) / 4u;

@@ -14,10 +14,12 @@ import {
   gatedResidual,
   kvCacheUpdate,
   linear,
+  linearSplit,
   rmsNorm,
   rope,
   swiglu,
 } from "../src/gpu/ops.ts";
+import { dequantizeRows, quantizeRows } from "../src/checkpoint/quantize.ts";
 import { gpuTest, readF32, record, testGpu } from "./helpers/gpu.ts";
 import {
   assertClose,
@@ -149,6 +151,88 @@ async function checkLinear(
   });
   return chunks;
 }
+
+// ---------------------------------------------------------------- stacked weights (WeightStorage.slice)
+
+/**
+ * Weights of `sizes` rows each, stacked in one weight and written through their slices (as the loader
+ * writes q, k and v): each slice's product with `linear` (every kernel, chosen by M) and the stack's
+ * product split into one output per slice (`linearSplit`, M < 4) against the reference.
+ */
+async function checkStacked(
+  gpu: Gpu,
+  dtype: WeightDtype,
+  M: number,
+  K: number,
+  sizes: number[],
+  seed: number,
+): Promise<number> {
+  const rng = new Rng(seed);
+  let chunks = 0;
+  await withOwner(gpu, async (owner) => {
+    const total = sizes.reduce((a, b) => a + b, 0);
+    const stack = new WeightStorage(owner, [total, K], dtype, `stack ${dtype}`);
+    chunks = stack.chunks.length;
+    const xv = rng.normals(M * K);
+    const x = owner.upload(xv, "x");
+    const parts: { w: WeightStorage; values: Float32Array; out: GPUBuffer; split: GPUBuffer }[] = [];
+    let row0 = 0;
+    for (const n of sizes) {
+      const w = stack.slice(row0, n);
+      row0 += n;
+      let values: Float32Array;
+      if (dtype === "q8" || dtype === "q4") {
+        const bytes = quantizeRows(rng.normals(n * K, 0.5), dtype);
+        values = dequantizeRows(bytes, dtype, n * K);
+        w.writeRows(gpu, 0, bytes);
+      } else if (dtype === "f32") {
+        values = rng.normals(n * K, 0.5);
+        w.writeRows(gpu, 0, new Uint8Array(values.buffer));
+      } else {
+        const r = dtype === "bf16" ? randomBf16(rng, n * K) : randomF16(rng, n * K);
+        values = r.values;
+        w.writeRows(gpu, 0, new Uint8Array(r.bits.buffer));
+      }
+      parts.push({
+        w,
+        values,
+        out: owner.storage(M * n * 4, "out"),
+        split: owner.storage(M * n * 4, "split"),
+      });
+    }
+    record(gpu, (rec) => {
+      for (const p of parts) linear(rec, p.w, x, M, p.out);
+      if (M < 4) linearSplit(rec, stack, x, M, parts.map((p, i) => ({ buffer: p.split, rows: sizes[i] })));
+    });
+    for (const [i, p] of parts.entries()) {
+      const ref = linearRef(xv, p.values, M, K, sizes[i]);
+      const name = `stacked ${dtype} M=${M} K=${K} part ${i} of [${sizes}]`;
+      assertClose(name, await readF32(gpu, p.out, M * sizes[i]), ref, 1e-5);
+      if (M < 4) assertClose(`${name}, split`, await readF32(gpu, p.split, M * sizes[i]), ref, 1e-5);
+    }
+  });
+  return chunks;
+}
+
+gpuTest("stacked weights: slices and split products (q/k/v, w1/w3), every dtype, 1-13 tokens", async () => {
+  const gpu = await testGpu();
+  for (const [i, dtype] of (["f32", "bf16", "f16", "q8", "q4"] as WeightDtype[]).entries()) {
+    if (dtype === "f16" && !gpu.hasShaderF16) continue;
+    // q, k, v of GQA (rows not multiples of 8), and w1 / w3; decode, the linear.wgsl and matmul sizes.
+    await checkStacked(gpu, dtype, 1, 64, [48, 20, 20], 140 + i);
+    await checkStacked(gpu, dtype, 2, 96, [40, 40], 150 + i);
+    await checkStacked(gpu, dtype, 13, 32, [24, 8, 8], 160 + i);
+  }
+});
+
+gpuTest("stacked weights split: a stack over several chunks, slices across chunk boundaries", async () => {
+  const gpu = await testGpu(SPLIT_BYTES);
+  // bf16 K=64: 128-byte rows, ~31 per chunk; f32 K=32 likewise; q4 K=64: 40-byte rows.
+  assert.ok(await checkStacked(gpu, "bf16", 1, 64, [50, 25, 25], 170) >= 3);
+  assert.ok(await checkStacked(gpu, "f32", 3, 32, [70, 33], 171) >= 3);
+  assert.ok(await checkStacked(gpu, "q4", 1, 64, [90, 45, 45], 172) >= 2);
+  assert.ok(await checkStacked(gpu, "q8", 8, 64, [60, 30, 30], 173) >= 2);
+});
 
 gpuTest("linear f32: decode M=1, M=13, K and N not multiples of 4", async () => {
   const gpu = await testGpu();

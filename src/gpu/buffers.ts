@@ -179,6 +179,13 @@ export interface WeightChunk {
   rowStart: number;
   /** Rows held. */
   rowCount: number;
+  /**
+   * Where those rows start among the buffer's rows: 0, unless the weight is a {@link WeightStorage.slice}
+   * of a bigger one (q, k and v sharing one buffer, say).
+   */
+  bufferRow: number;
+  /** Rows the buffer holds in all (q8 / q4 keep the scales after the values of all of them). */
+  bufferRows: number;
 }
 
 /**
@@ -208,8 +215,34 @@ export class WeightStorage {
       dtype: "f32" as const,
       rows,
       cols,
-      chunks: [{ buffer, rowStart: 0, rowCount: rows }],
+      chunks: [{ buffer, rowStart: 0, rowCount: rows, bufferRow: 0, bufferRows: rows }],
     });
+  }
+
+  /**
+   * Rows `[rowStart, rowStart + rows)` of this weight as a weight of its own, `shape` (default
+   * `[rows, cols]`), sharing this weight's buffers: writing to it writes them, and products over it read
+   * them. Lets parameters that are multiplied by the same input (q, k and v; w1 and w3) live in one
+   * weight, so that one dispatch computes all of them, while each keeps its torchtune name and shape.
+   */
+  slice(rowStart: number, rows: number, shape: number[] = [rows, this.cols]): WeightStorage {
+    if (rowStart < 0 || rows < 1 || rowStart + rows > this.rows) {
+      throw new GpuError(`internal: rows ${rowStart}+${rows} are outside the weight [${this.shape}]`);
+    }
+    const chunks: WeightChunk[] = [];
+    for (const c of this.chunks) {
+      const lo = Math.max(rowStart, c.rowStart), hi = Math.min(rowStart + rows, c.rowStart + c.rowCount);
+      if (lo >= hi) continue;
+      chunks.push({
+        buffer: c.buffer,
+        rowStart: lo - rowStart,
+        rowCount: hi - lo,
+        bufferRow: c.bufferRow + lo - c.rowStart,
+        bufferRows: c.bufferRows,
+      });
+    }
+    const w = Object.create(WeightStorage.prototype) as WeightStorage;
+    return Object.assign(w, { shape, dtype: this.dtype, rows, cols: this.cols, chunks });
   }
 
   /** Allocates (zero-filled) storage for a weight of `shape` on `owner`'s device. */
@@ -241,8 +274,13 @@ export class WeightStorage {
         const scales = (header + rowCount * quantValueRowBytes(dtype, this.cols)) / 4;
         writeBytes(owner.gpu, buffer, 0, new Uint32Array([scales, 0, 0, 0]));
       }
-      this.chunks.push({ buffer, rowStart: r, rowCount });
+      this.chunks.push({ buffer, rowStart: r, rowCount, bufferRow: 0, bufferRows: rowCount });
     }
+  }
+
+  /** Bytes of the weight's rows (a {@link WeightStorage.slice} counts its own rows only). */
+  get byteLength(): number {
+    return this.rows * this.rowBytes;
   }
 
   /** Bytes of one row. */
@@ -268,7 +306,7 @@ export class WeightStorage {
     const item = weightItemSize(this.dtype);
     return {
       buffer: chunk.buffer,
-      byteOffset: (row - chunk.rowStart) * this.rowBytes + col * item,
+      byteOffset: (chunk.bufferRow + row - chunk.rowStart) * this.rowBytes + col * item,
       bytes: elems * item,
     };
   }
@@ -281,7 +319,7 @@ export class WeightStorage {
   writeRows(gpu: Gpu, rowStart: number, bytes: Uint8Array): void {
     const rowBytes = this.rowBytes;
     if (isQuantized(this.dtype)) {
-      this.#writeQuantRows(gpu, rowStart, bytes);
+      writeQuantRows(this, gpu, rowStart, bytes);
       return;
     }
     let row = rowStart;
@@ -293,45 +331,49 @@ export class WeightStorage {
       writeBytes(
         gpu,
         chunk.buffer,
-        (row - chunk.rowStart) * rowBytes,
+        (chunk.bufferRow + row - chunk.rowStart) * rowBytes,
         bytes.subarray(pos, pos + n * rowBytes),
       );
       row += n;
       pos += n * rowBytes;
     }
   }
+}
 
-  #writeQuantRows(gpu: Gpu, rowStart: number, bytes: Uint8Array): void {
-    const dtype = this.dtype as "q8" | "q4";
-    const rows = bytes.byteLength / this.rowBytes;
-    if (!Number.isInteger(rows)) {
-      throw new GpuError(`internal: ${bytes.byteLength} bytes are not whole ${dtype} rows of ${this.cols}`);
-    }
-    const valueRow = quantValueRowBytes(dtype, this.cols);
-    const scaleRow = this.rowBytes - valueRow;
-    const scales = bytes.subarray(rows * valueRow);
-    let i = 0;
-    while (i < rows) {
-      const row = rowStart + i;
-      const chunk = this.chunks.find((c) => row >= c.rowStart && row < c.rowStart + c.rowCount);
-      if (!chunk) throw new GpuError(`internal: row ${row} is outside the weight ${this.shape}`);
-      const n = Math.min(chunk.rowStart + chunk.rowCount - row, rows - i);
-      const r = row - chunk.rowStart;
-      writeBytes(
-        gpu,
-        chunk.buffer,
-        QUANT_HEADER_BYTES + r * valueRow,
-        bytes.subarray(i * valueRow, (i + n) * valueRow),
-      );
-      const scaleStart = QUANT_HEADER_BYTES + chunk.rowCount * valueRow;
-      writeBytes(
-        gpu,
-        chunk.buffer,
-        scaleStart + r * scaleRow,
-        scales.subarray(i * scaleRow, (i + n) * scaleRow),
-      );
-      i += n;
-    }
+/**
+ * {@link WeightStorage.writeRows} for q8 / q4: the values and the scales of the rows, each into its region of
+ * the chunks' buffers (a function, not a method: slices are made without the constructor).
+ */
+function writeQuantRows(w: WeightStorage, gpu: Gpu, rowStart: number, bytes: Uint8Array): void {
+  const dtype = w.dtype as "q8" | "q4";
+  const rows = bytes.byteLength / w.rowBytes;
+  if (!Number.isInteger(rows)) {
+    throw new GpuError(`internal: ${bytes.byteLength} bytes are not whole ${dtype} rows of ${w.cols}`);
+  }
+  const valueRow = quantValueRowBytes(dtype, w.cols);
+  const scaleRow = w.rowBytes - valueRow;
+  const scales = bytes.subarray(rows * valueRow);
+  let i = 0;
+  while (i < rows) {
+    const row = rowStart + i;
+    const chunk = w.chunks.find((c) => row >= c.rowStart && row < c.rowStart + c.rowCount);
+    if (!chunk) throw new GpuError(`internal: row ${row} is outside the weight ${w.shape}`);
+    const n = Math.min(chunk.rowStart + chunk.rowCount - row, rows - i);
+    const r = chunk.bufferRow + row - chunk.rowStart;
+    writeBytes(
+      gpu,
+      chunk.buffer,
+      QUANT_HEADER_BYTES + r * valueRow,
+      bytes.subarray(i * valueRow, (i + n) * valueRow),
+    );
+    const scaleStart = QUANT_HEADER_BYTES + chunk.bufferRows * valueRow;
+    writeBytes(
+      gpu,
+      chunk.buffer,
+      scaleStart + r * scaleRow,
+      scales.subarray(i * scaleRow, (i + n) * scaleRow),
+    );
+    i += n;
   }
 }
 

@@ -71,6 +71,14 @@ export class Recorder {
   }
 
   /**
+   * Small buffers for writable bindings a dispatch does not use (one buffer may not be bound both
+   * read-only and writable in one dispatch, so these are not {@link Recorder.dummy}).
+   */
+  dummyOutput(i: number): GPUBuffer {
+    return this.scratch(16, `unused output binding ${i}`);
+  }
+
+  /**
    * Dispatches `kernel` (with the weight snippet for `weight`, if any). `resources` are bound to
    * bindings 0…n−1 in order and `params` (packed by {@link pack}) to binding n as a uniform.
    * Used by the kernel wrappers in `src/gpu/ops.ts` only.
@@ -212,6 +220,7 @@ export function embedding(
   out: GPUBuffer,
 ): void {
   const dim = table.cols;
+  if (table.chunks.some((c) => c.bufferRow !== 0)) throw new GpuError("internal: an embedding table slice");
   for (const chunk of table.chunks) {
     for (const [t0, n] of ranges(rec.gpu, nTokens, [dim * 4])) {
       const o = bindWindow(rec.gpu, out, t0 * dim * 4, n * dim * 4);
@@ -257,26 +266,98 @@ export function linear(
       // tokens (decoding: each weight row streamed once per token), 8×4 register tiles for more.
       const fast = K % 8 === 0 && xw.elementOffset % 4 === 0;
       const kernel = !fast ? "linear" : mc < MATVEC_MAX_TOKENS ? "matvec" : "matmul";
-      const tokensPerGroup = { linear: 4, matvec: 1, matmul: 8 }[kernel];
-      const rowsPerInvocation = { linear: 4, matvec: 8, matmul: 4 }[kernel];
-      rec.dispatch(
-        kernel,
-        weight.dtype,
-        [chunk.buffer, xw.resource, ow.resource, bias ?? rec.dummy],
-        pack("uuuuuuuuu", [
-          mc,
-          K,
-          chunk.rowCount,
-          stride,
-          col0 + chunk.rowStart,
-          xw.elementOffset,
-          ow.elementOffset,
-          bias ? 1 : 0,
-          accumulate ? 1 : 0,
-        ]),
-        [Math.ceil(chunk.rowCount / rowsPerInvocation / WORKGROUP), Math.ceil(mc / tokensPerGroup), 1],
-      );
+      const params = [
+        mc,
+        K,
+        chunk.rowCount,
+        stride,
+        col0 + chunk.rowStart,
+        xw.elementOffset,
+        ow.elementOffset,
+        bias ? 1 : 0,
+        accumulate ? 1 : 0,
+        chunk.bufferRow,
+      ];
+      if (kernel === "matvec") {
+        // No split outputs: both split points past the last row.
+        rec.dispatch(
+          "matvec",
+          weight.dtype,
+          [chunk.buffer, xw.resource, ow.resource, bias ?? rec.dummy, rec.dummyOutput(0), rec.dummyOutput(1)],
+          pack("uuuuuuuuuuuuuu", [...params, NO_SPLIT, NO_SPLIT, 0, 0]),
+          [Math.ceil(chunk.rowCount / MATVEC_ROWS / WORKGROUP), mc, 1],
+        );
+      } else {
+        rec.dispatch(
+          kernel,
+          weight.dtype,
+          [chunk.buffer, xw.resource, ow.resource, bias ?? rec.dummy],
+          pack("uuuuuuuuuu", params),
+          [Math.ceil(chunk.rowCount / 4 / WORKGROUP), Math.ceil(mc / (kernel === "linear" ? 4 : 8)), 1],
+        );
+      }
     }
+  }
+}
+
+/** Weight rows per invocation of matvec.wgsl. */
+const MATVEC_ROWS = 8;
+
+/** A split point of matvec.wgsl past any row: no split. */
+const NO_SPLIT = 0xffffffff;
+
+/**
+ * Whether {@link linearSplit} can compute a product of `weight` for `M` tokens of `x` in one dispatch
+ * per chunk (matvec.wgsl: few tokens, rows a multiple of 8 long, whole buffers as activations).
+ */
+export function canLinearSplit(weight: WeightStorage, M: number): boolean {
+  return M < MATVEC_MAX_TOKENS && weight.cols % 8 === 0;
+}
+
+/**
+ * `x[M, K] · Wᵀ` for a weight whose rows are the stacked weights of several projections of the same input
+ * (q, k and v; w1 and w3), each written to its own buffer: `outs[i]` `[M, rows[i]]` gets rows
+ * `Σ rows[..i] …` of the product. Two or three outputs; needs {@link canLinearSplit}.
+ */
+export function linearSplit(
+  rec: Recorder,
+  weight: WeightStorage,
+  x: GPUBuffer,
+  M: number,
+  outs: { buffer: GPUBuffer; rows: number }[],
+): void {
+  const K = weight.cols;
+  if (!canLinearSplit(weight, M) || outs.length < 2 || outs.length > 3) {
+    throw new GpuError("internal: linearSplit needs a matvec-sized product and 2 or 3 outputs");
+  }
+  if (outs.reduce((a, o) => a + o.rows, 0) !== weight.rows) {
+    throw new GpuError("internal: linearSplit outputs do not add up to the weight's rows");
+  }
+  const [a, b, c] = outs;
+  const splitB = a.rows, splitC = c ? a.rows + b.rows : NO_SPLIT;
+  for (const chunk of weight.chunks) {
+    rec.dispatch(
+      "matvec",
+      weight.dtype,
+      [chunk.buffer, x, a.buffer, rec.dummy, b.buffer, c ? c.buffer : rec.dummyOutput(1)],
+      pack("uuuuuuuuuuuuuu", [
+        M,
+        K,
+        chunk.rowCount,
+        a.rows,
+        chunk.rowStart,
+        0,
+        0,
+        0,
+        0,
+        chunk.bufferRow,
+        splitB,
+        splitC,
+        b.rows,
+        c ? c.rows : 0,
+      ]),
+      [Math.ceil(chunk.rowCount / MATVEC_ROWS / WORKGROUP), M, 1],
+    );
   }
 }
 

@@ -1,8 +1,15 @@
 /** @module torchtune `MultiHeadAttention`. */
-import { attention, type AttentionMask, kvCacheUpdate, type Recorder } from "../gpu/ops.ts";
+import {
+  attention,
+  type AttentionMask,
+  canLinearSplit,
+  kvCacheUpdate,
+  linearSplit,
+  type Recorder,
+} from "../gpu/ops.ts";
 import type { KVCache } from "./kv_cache.ts";
 import { Linear } from "./linear.ts";
-import { Module } from "./module.ts";
+import { Module, StackedWeights } from "./module.ts";
 import type { Llama3ScaledRoPE } from "./position_embeddings.ts";
 import type { RMSNorm } from "./rms_norm.ts";
 
@@ -62,6 +69,8 @@ export class MultiHeadAttention extends Module {
   readonly is_causal: boolean;
   /** Set by `setup_cache`; null when caches are off. */
   kv_cache: KVCache | null = null;
+  /** q, k and v weights stacked: a self-attention decode step projects them in one dispatch. */
+  readonly #qkv: StackedWeights;
 
   /** Same keyword arguments as torchtune (projections are built here from the sizes). */
   constructor(opts: {
@@ -89,6 +98,7 @@ export class MultiHeadAttention extends Module {
     this.k_norm = opts.k_norm ?? null;
     this.max_seq_len = opts.max_seq_len;
     this.is_causal = opts.is_causal;
+    this.#qkv = new StackedWeights([this.q_proj.weight, this.k_proj.weight, this.v_proj.weight]);
   }
 
   /** Children `q_proj`, `k_proj`, `v_proj`, `output_proj`, `q_norm`, `k_norm` (RoPE has no parameters). */
@@ -116,7 +126,21 @@ export class MultiHeadAttention extends Module {
     const T = batch * seq;
     const H = this.num_heads, KV = this.num_kv_heads, hd = this.head_dim;
     let q = rec.scratch(T * H * hd * 4, "q");
-    this.q_proj.forward(rec, x, T, q);
+    // Self-attention over a few tokens (decoding): q, k and v in one product over the stacked weights.
+    const stacked = y && y.buffer === x && y.seq === seq ? this.#qkv.storage : null;
+    const fused = stacked !== null && canLinearSplit(stacked, T);
+    let kNew: GPUBuffer | null = null, vNew: GPUBuffer | null = null;
+    if (fused) {
+      kNew = rec.scratch(T * KV * hd * 4, "k");
+      vNew = rec.scratch(T * KV * hd * 4, "v");
+      linearSplit(rec, stacked, x, T, [
+        { buffer: q, rows: H * hd },
+        { buffer: kNew, rows: KV * hd },
+        { buffer: vNew, rows: KV * hd },
+      ]);
+    } else {
+      this.q_proj.forward(rec, x, T, q);
+    }
     if (this.pos_embeddings && call.positions) this.pos_embeddings.forward(rec, q, T, H, call.positions);
     if (this.q_norm) {
       const qn = rec.scratch(T * H * hd * 4, "q normed");
@@ -127,10 +151,12 @@ export class MultiHeadAttention extends Module {
     const kvLen = this.keyLength(y);
     if (y) {
       const Ty = batch * y.seq;
-      let k = rec.scratch(Ty * KV * hd * 4, "k");
-      const v = rec.scratch(Ty * KV * hd * 4, "v");
-      this.k_proj.forward(rec, y.buffer, Ty, k);
-      this.v_proj.forward(rec, y.buffer, Ty, v);
+      let k = kNew ?? rec.scratch(Ty * KV * hd * 4, "k");
+      const v = vNew ?? rec.scratch(Ty * KV * hd * 4, "v");
+      if (!fused) {
+        this.k_proj.forward(rec, y.buffer, Ty, k);
+        this.v_proj.forward(rec, y.buffer, Ty, v);
+      }
       if (this.pos_embeddings && call.positions) this.pos_embeddings.forward(rec, k, Ty, KV, call.positions);
       if (this.k_norm) {
         const kn = rec.scratch(Ty * KV * hd * 4, "k normed");

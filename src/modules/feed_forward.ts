@@ -1,8 +1,8 @@
 /** @module torchtune `FeedForward`. */
-import { type Recorder, swiglu } from "../gpu/ops.ts";
+import { canLinearSplit, linearSplit, type Recorder, swiglu } from "../gpu/ops.ts";
 import { gelu } from "../gpu/ops_vision.ts";
 import type { Linear } from "./linear.ts";
-import { Module } from "./module.ts";
+import { Module, StackedWeights } from "./module.ts";
 
 /** Activations {@link FeedForward} supports: SiLU (Llama's SwiGLU) and exact GELU (CLIP). */
 export type Activation = "silu" | "gelu";
@@ -22,6 +22,8 @@ export class FeedForward extends Module {
   readonly activation: Activation;
   /** MLP width. */
   readonly hidden_dim: number;
+  /** w1 and w3 stacked (no biases): a decode step projects both in one dispatch. */
+  readonly #gateUp: StackedWeights | null;
 
   /** Same arguments as torchtune (`gate_proj`, `down_proj`, `up_proj`, `activation`). */
   constructor(
@@ -36,6 +38,9 @@ export class FeedForward extends Module {
     if ((this.w3 !== null) !== (this.activation === "silu")) {
       throw new Error("FeedForward: supported forms are SiLU with an up projection, and GELU without one");
     }
+    this.#gateUp = this.w3 && !this.w1.bias && !this.w3.bias
+      ? new StackedWeights([this.w1.weight, this.w3.weight])
+      : null;
   }
 
   /** Children `w1`, `w2` (and `w3`). */
@@ -46,12 +51,22 @@ export class FeedForward extends Module {
   /** `out[T, E] = FFN(x[T, E])` (or `out += …` with `accumulate`), using scratch buffers `[T, hidden]`. */
   forward(rec: Recorder, x: GPUBuffer, T: number, out: GPUBuffer, accumulate = false): void {
     const gate = rec.scratch(T * this.hidden_dim * 4, "mlp gate");
-    this.w1.forward(rec, x, T, gate);
+    const stacked = this.#gateUp?.storage ?? null;
     if (this.w3) {
       const up = rec.scratch(T * this.hidden_dim * 4, "mlp up");
-      this.w3.forward(rec, x, T, up);
+      if (stacked && canLinearSplit(stacked, T)) {
+        // Decoding: w1 x and w3 x in one product over the stacked weights.
+        linearSplit(rec, stacked, x, T, [{ buffer: gate, rows: this.hidden_dim }, {
+          buffer: up,
+          rows: this.hidden_dim,
+        }]);
+      } else {
+        this.w1.forward(rec, x, T, gate);
+        this.w3.forward(rec, x, T, up);
+      }
       swiglu(rec, gate, up, T * this.hidden_dim);
     } else {
+      this.w1.forward(rec, x, T, gate);
       gelu(rec, gate, T * this.hidden_dim);
     }
     this.w2.forward(rec, gate, T, out, accumulate);

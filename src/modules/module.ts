@@ -15,6 +15,8 @@ export class Parameter {
   /** Small vectors (norm scales, gates) are always kept as f32 so kernels bind them as `array<f32>`. */
   readonly alwaysF32: boolean;
   #storage: Storage | null = null;
+  /** The weights this one shares a buffer with (see {@link StackedWeights}), if any. */
+  stack: StackedWeights | null = null;
 
   /**
    * Declares a parameter; it has no storage until {@link Parameter.allocate}.
@@ -29,7 +31,13 @@ export class Parameter {
 
   /** Allocates storage for this parameter in `dtype` (f32 for vectors) and returns it. */
   allocate(owner: BufferOwner, dtype: WeightDtype, label: string): Storage {
-    this.#storage = new WeightStorage(owner, this.shape, this.alwaysF32 ? "f32" : dtype, label);
+    const stacked = this.stack?.allocate(this, owner, dtype, label);
+    this.#storage = stacked ?? new WeightStorage(owner, this.shape, this.alwaysF32 ? "f32" : dtype, label);
+    return this.#storage;
+  }
+
+  /** The storage, or null before loading. */
+  get storageOrNull(): Storage | null {
     return this.#storage;
   }
 
@@ -51,6 +59,54 @@ export class Parameter {
   /** The single buffer of a small (f32) parameter. */
   get buffer(): GPUBuffer {
     return this.storage.chunks[0].buffer;
+  }
+}
+
+/**
+ * Weights `[n_i, cols]` multiplied by the same input (q, k and v of self-attention; w1 and w3 of a
+ * SwiGLU MLP) stored stacked in one weight `[Σ n_i, cols]`, so that a decode step computes them in one
+ * dispatch (`linearSplit`). Each member stays a {@link Parameter} with its own torchtune name, shape and
+ * storage (a {@link WeightStorage.slice} of the stack), so loading and state dicts do not change.
+ *
+ * The stack is allocated when its first member is, in that member's dtype; a member allocated in
+ * another dtype, or out of order, gets storage of its own and {@link StackedWeights.storage} is null
+ * (the module then multiplies member by member).
+ */
+export class StackedWeights {
+  /** The members, in stacking order. */
+  readonly members: Parameter[];
+  #stack: Storage | null = null;
+  #slices: Storage[] = [];
+
+  /** Stacks `members` (2-D weights with equal rows lengths); sets each member's `stack`. */
+  constructor(members: Parameter[]) {
+    const cols = members[0].shape[1];
+    if (members.some((p) => p.shape.length !== 2 || p.shape[1] !== cols || p.alwaysF32)) {
+      throw new GpuError("internal: only 2-D weights of equal row length can be stacked");
+    }
+    this.members = members;
+    for (const p of members) p.stack = this;
+  }
+
+  /** Storage for member `p` (a slice of the stack), or null when `p` needs storage of its own. */
+  allocate(p: Parameter, owner: BufferOwner, dtype: WeightDtype, label: string): Storage | null {
+    const i = this.members.indexOf(p);
+    if (i === 0) {
+      const rows = this.members.reduce((a, m) => a + m.shape[0], 0);
+      this.#stack = new WeightStorage(owner, [rows, p.shape[1]], dtype, `${label} (stacked)`);
+      this.#slices = [];
+    }
+    if (!this.#stack || this.#stack.dtype !== dtype || this.#slices.length !== i) return null;
+    const row0 = this.members.slice(0, i).reduce((a, m) => a + m.shape[0], 0);
+    const slice = this.#stack.slice(row0, p.shape[0], p.shape);
+    this.#slices.push(slice);
+    return slice;
+  }
+
+  /** The stacked weight when every member currently lives in it, else null. */
+  get storage(): Storage | null {
+    if (!this.#stack || this.#slices.length !== this.members.length) return null;
+    return this.members.every((m, i) => m.storageOrNull === this.#slices[i]) ? this.#stack : null;
   }
 }
 
