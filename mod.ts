@@ -38,7 +38,7 @@ export {
 export { getGpu, Gpu, GpuError, type GpuLimits, type GpuOptions } from "./src/gpu/device.ts";
 export { type AttentionMask, Recorder } from "./src/gpu/ops.ts";
 export { BufferOwner, type WeightChunk, type WeightDtype, WeightStorage } from "./src/gpu/buffers.ts";
-export { Module, Parameter } from "./src/modules/module.ts";
+export { Module, Parameter, StackedWeights } from "./src/modules/module.ts";
 export { Linear } from "./src/modules/linear.ts";
 export { RMSNorm } from "./src/modules/rms_norm.ts";
 export { TanhGate } from "./src/modules/tanh_gate.ts";
