@@ -1,15 +1,17 @@
 // Matrix multiplication for prefill, y = x · Wᵀ (+ bias), for one row-chunk of W:
 // out[m, n0 + n] = Σ_k x[m, k] · W[n, k] (+ bias[n0 + n]).
-// Register tiles of 8 tokens × 4 weight rows per invocation: each step of 8 along K loads 4 × 8 weights
+// Register tiles of 8 tokens × 16 weight rows per invocation: each step of 8 along K loads 16 × 8 weights
 // (weight8) and 8 × 8 activations (vec4; every lane of a workgroup reads the same tokens, so those
-// loads broadcast) for 64 four-wide dot products. No workgroup memory: on CPU adapters it was slower.
+// loads broadcast) for 128 eight-wide dot products. No workgroup memory: on CPU adapters it was slower.
+// Tile sizes measured on llvmpipe (GFLOP/s, bf16, 128 tokens × 4096 × 1024): 8×4 23, 4×8 28, 8×8 27–31,
+// 8×12 37, 8×16 39, 8×24 31, 16×16 37, 8×32 34 (beyond 8×16 the accumulators spill).
 // Needs K % 8 == 0 and x_off % 4 == 0 (ops.ts falls back to linear.wgsl otherwise).
 // Bindings: 0 weight (snippet), 1 x vec4<f32> [M, K/4] (window), 2 out f32 [M, out_stride] (window),
 // 3 bias f32 [out_stride] (unused when has_bias = 0), 4 params.
 // With accumulate = 1 the result is added to out (a residual connection folded into the projection).
 // w_row0: the chunk's first row within its buffer (a weight sharing its buffer with others, see
 // WeightStorage.slice).
-// Workgroups: 64 invocations along x (256 weight rows per workgroup), y = group of 8 tokens; K/8 loop
+// Workgroups: 64 invocations along x (1024 weight rows per workgroup), y = group of 8 tokens; K/8 loop
 // iterations per invocation.
 struct Params {
   M: u32,
@@ -29,15 +31,42 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
+// Four rows' 8 products with one token's activations x[k..k+7] = (a0, a1).
+fn dot4x8(w0: mat2x4<f32>, w1: mat2x4<f32>, w2: mat2x4<f32>, w3: mat2x4<f32>, a0: vec4<f32>, a1: vec4<f32>) -> vec4<f32> {
+  return vec4<f32>(
+    dot(a0, w0[0]) + dot(a1, w0[1]),
+    dot(a0, w1[0]) + dot(a1, w1[1]),
+    dot(a0, w2[0]) + dot(a1, w2[1]),
+    dot(a0, w3[0]) + dot(a1, w3[1]),
+  );
+}
+
+// Writes the 4 results `acc` of token m, rows n..n+3 (those below n_valid, counted from the tile's j0).
+fn store(m: u32, n: u32, j0: u32, n_valid: u32, acc: vec4<f32>) {
+  let row = p.out_off + m * p.out_stride + p.n0 + n;
+  for (var j = 0u; j < 4u && j0 + j < n_valid; j++) {
+    var b = 0.0;
+    if (p.has_bias != 0u) {
+      b = bias[p.n0 + n + j];
+    }
+    out[row + j] = acc[j] + b + select(0.0, out[row + j], p.accumulate != 0u);
+  }
+}
+
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let n_base = gid.x * 4u;
+  let n_base = gid.x * 16u;
   let m_base = gid.y * 8u;
   if (n_base >= p.rows || m_base >= p.M) {
     return;
   }
+  // Flat weight indices of the tile's rows (past the last row: the last row again, not stored).
   let last = p.rows - 1u;
-  let wb = (vec4<u32>(n_base, min(n_base + 1u, last), min(n_base + 2u, last), min(n_base + 3u, last)) + p.w_row0) * p.K;
+  let wb0 = (min(vec4<u32>(n_base + 0u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + p.w_row0) * p.K;
+  let wb1 = (min(vec4<u32>(n_base + 4u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + p.w_row0) * p.K;
+  let wb2 = (min(vec4<u32>(n_base + 8u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + p.w_row0) * p.K;
+  let wb3 = (min(vec4<u32>(n_base + 12u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + p.w_row0) * p.K;
+  // Activation rows of the tile's tokens (past the last token: the last token again).
   let xb0 = (p.x_off + min(m_base + 0u, p.M - 1u) * p.K) / 4u;
   let xb1 = (p.x_off + min(m_base + 1u, p.M - 1u) * p.K) / 4u;
   let xb2 = (p.x_off + min(m_base + 2u, p.M - 1u) * p.K) / 4u;
@@ -46,57 +75,117 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let xb5 = (p.x_off + min(m_base + 5u, p.M - 1u) * p.K) / 4u;
   let xb6 = (p.x_off + min(m_base + 6u, p.M - 1u) * p.K) / 4u;
   let xb7 = (p.x_off + min(m_base + 7u, p.M - 1u) * p.K) / 4u;
-  var acc0 = vec4<f32>(0.0);
-  var acc1 = vec4<f32>(0.0);
-  var acc2 = vec4<f32>(0.0);
-  var acc3 = vec4<f32>(0.0);
-  var acc4 = vec4<f32>(0.0);
-  var acc5 = vec4<f32>(0.0);
-  var acc6 = vec4<f32>(0.0);
-  var acc7 = vec4<f32>(0.0);
+  // acc<t>_<g>: token t, rows 4g..4g+3 of the tile.
+  var acc0_0 = vec4<f32>(0.0); var acc0_1 = vec4<f32>(0.0); var acc0_2 = vec4<f32>(0.0); var acc0_3 = vec4<f32>(0.0);
+  var acc1_0 = vec4<f32>(0.0); var acc1_1 = vec4<f32>(0.0); var acc1_2 = vec4<f32>(0.0); var acc1_3 = vec4<f32>(0.0);
+  var acc2_0 = vec4<f32>(0.0); var acc2_1 = vec4<f32>(0.0); var acc2_2 = vec4<f32>(0.0); var acc2_3 = vec4<f32>(0.0);
+  var acc3_0 = vec4<f32>(0.0); var acc3_1 = vec4<f32>(0.0); var acc3_2 = vec4<f32>(0.0); var acc3_3 = vec4<f32>(0.0);
+  var acc4_0 = vec4<f32>(0.0); var acc4_1 = vec4<f32>(0.0); var acc4_2 = vec4<f32>(0.0); var acc4_3 = vec4<f32>(0.0);
+  var acc5_0 = vec4<f32>(0.0); var acc5_1 = vec4<f32>(0.0); var acc5_2 = vec4<f32>(0.0); var acc5_3 = vec4<f32>(0.0);
+  var acc6_0 = vec4<f32>(0.0); var acc6_1 = vec4<f32>(0.0); var acc6_2 = vec4<f32>(0.0); var acc6_3 = vec4<f32>(0.0);
+  var acc7_0 = vec4<f32>(0.0); var acc7_1 = vec4<f32>(0.0); var acc7_2 = vec4<f32>(0.0); var acc7_3 = vec4<f32>(0.0);
   for (var k = 0u; k < p.K; k += 8u) {
-    let k4 = k / 4u;
-    let w0 = weight8(wb.x + k);
-    let w1 = weight8(wb.y + k);
-    let w2 = weight8(wb.z + k);
-    let w3 = weight8(wb.w + k);
-    let a00 = x[xb0 + k4];
-    let a01 = x[xb0 + k4 + 1u];
-    acc0 += vec4<f32>(dot(a00, w0[0]) + dot(a01, w0[1]), dot(a00, w1[0]) + dot(a01, w1[1]), dot(a00, w2[0]) + dot(a01, w2[1]), dot(a00, w3[0]) + dot(a01, w3[1]));
-    let a10 = x[xb1 + k4];
-    let a11 = x[xb1 + k4 + 1u];
-    acc1 += vec4<f32>(dot(a10, w0[0]) + dot(a11, w0[1]), dot(a10, w1[0]) + dot(a11, w1[1]), dot(a10, w2[0]) + dot(a11, w2[1]), dot(a10, w3[0]) + dot(a11, w3[1]));
-    let a20 = x[xb2 + k4];
-    let a21 = x[xb2 + k4 + 1u];
-    acc2 += vec4<f32>(dot(a20, w0[0]) + dot(a21, w0[1]), dot(a20, w1[0]) + dot(a21, w1[1]), dot(a20, w2[0]) + dot(a21, w2[1]), dot(a20, w3[0]) + dot(a21, w3[1]));
-    let a30 = x[xb3 + k4];
-    let a31 = x[xb3 + k4 + 1u];
-    acc3 += vec4<f32>(dot(a30, w0[0]) + dot(a31, w0[1]), dot(a30, w1[0]) + dot(a31, w1[1]), dot(a30, w2[0]) + dot(a31, w2[1]), dot(a30, w3[0]) + dot(a31, w3[1]));
-    let a40 = x[xb4 + k4];
-    let a41 = x[xb4 + k4 + 1u];
-    acc4 += vec4<f32>(dot(a40, w0[0]) + dot(a41, w0[1]), dot(a40, w1[0]) + dot(a41, w1[1]), dot(a40, w2[0]) + dot(a41, w2[1]), dot(a40, w3[0]) + dot(a41, w3[1]));
-    let a50 = x[xb5 + k4];
-    let a51 = x[xb5 + k4 + 1u];
-    acc5 += vec4<f32>(dot(a50, w0[0]) + dot(a51, w0[1]), dot(a50, w1[0]) + dot(a51, w1[1]), dot(a50, w2[0]) + dot(a51, w2[1]), dot(a50, w3[0]) + dot(a51, w3[1]));
-    let a60 = x[xb6 + k4];
-    let a61 = x[xb6 + k4 + 1u];
-    acc6 += vec4<f32>(dot(a60, w0[0]) + dot(a61, w0[1]), dot(a60, w1[0]) + dot(a61, w1[1]), dot(a60, w2[0]) + dot(a61, w2[1]), dot(a60, w3[0]) + dot(a61, w3[1]));
-    let a70 = x[xb7 + k4];
-    let a71 = x[xb7 + k4 + 1u];
-    acc7 += vec4<f32>(dot(a70, w0[0]) + dot(a71, w0[1]), dot(a70, w1[0]) + dot(a71, w1[1]), dot(a70, w2[0]) + dot(a71, w2[1]), dot(a70, w3[0]) + dot(a71, w3[1]));
+    let w00 = weight8(wb0.x + k); let w01 = weight8(wb0.y + k); let w02 = weight8(wb0.z + k); let w03 = weight8(wb0.w + k);
+    let w10 = weight8(wb1.x + k); let w11 = weight8(wb1.y + k); let w12 = weight8(wb1.z + k); let w13 = weight8(wb1.w + k);
+    let w20 = weight8(wb2.x + k); let w21 = weight8(wb2.y + k); let w22 = weight8(wb2.z + k); let w23 = weight8(wb2.w + k);
+    let w30 = weight8(wb3.x + k); let w31 = weight8(wb3.y + k); let w32 = weight8(wb3.z + k); let w33 = weight8(wb3.w + k);
+    let a00 = x[xb0 + k / 4u];
+    let a01 = x[xb0 + k / 4u + 1u];
+    acc0_0 += dot4x8(w00, w01, w02, w03, a00, a01);
+    acc0_1 += dot4x8(w10, w11, w12, w13, a00, a01);
+    acc0_2 += dot4x8(w20, w21, w22, w23, a00, a01);
+    acc0_3 += dot4x8(w30, w31, w32, w33, a00, a01);
+    let a10 = x[xb1 + k / 4u];
+    let a11 = x[xb1 + k / 4u + 1u];
+    acc1_0 += dot4x8(w00, w01, w02, w03, a10, a11);
+    acc1_1 += dot4x8(w10, w11, w12, w13, a10, a11);
+    acc1_2 += dot4x8(w20, w21, w22, w23, a10, a11);
+    acc1_3 += dot4x8(w30, w31, w32, w33, a10, a11);
+    let a20 = x[xb2 + k / 4u];
+    let a21 = x[xb2 + k / 4u + 1u];
+    acc2_0 += dot4x8(w00, w01, w02, w03, a20, a21);
+    acc2_1 += dot4x8(w10, w11, w12, w13, a20, a21);
+    acc2_2 += dot4x8(w20, w21, w22, w23, a20, a21);
+    acc2_3 += dot4x8(w30, w31, w32, w33, a20, a21);
+    let a30 = x[xb3 + k / 4u];
+    let a31 = x[xb3 + k / 4u + 1u];
+    acc3_0 += dot4x8(w00, w01, w02, w03, a30, a31);
+    acc3_1 += dot4x8(w10, w11, w12, w13, a30, a31);
+    acc3_2 += dot4x8(w20, w21, w22, w23, a30, a31);
+    acc3_3 += dot4x8(w30, w31, w32, w33, a30, a31);
+    let a40 = x[xb4 + k / 4u];
+    let a41 = x[xb4 + k / 4u + 1u];
+    acc4_0 += dot4x8(w00, w01, w02, w03, a40, a41);
+    acc4_1 += dot4x8(w10, w11, w12, w13, a40, a41);
+    acc4_2 += dot4x8(w20, w21, w22, w23, a40, a41);
+    acc4_3 += dot4x8(w30, w31, w32, w33, a40, a41);
+    let a50 = x[xb5 + k / 4u];
+    let a51 = x[xb5 + k / 4u + 1u];
+    acc5_0 += dot4x8(w00, w01, w02, w03, a50, a51);
+    acc5_1 += dot4x8(w10, w11, w12, w13, a50, a51);
+    acc5_2 += dot4x8(w20, w21, w22, w23, a50, a51);
+    acc5_3 += dot4x8(w30, w31, w32, w33, a50, a51);
+    let a60 = x[xb6 + k / 4u];
+    let a61 = x[xb6 + k / 4u + 1u];
+    acc6_0 += dot4x8(w00, w01, w02, w03, a60, a61);
+    acc6_1 += dot4x8(w10, w11, w12, w13, a60, a61);
+    acc6_2 += dot4x8(w20, w21, w22, w23, a60, a61);
+    acc6_3 += dot4x8(w30, w31, w32, w33, a60, a61);
+    let a70 = x[xb7 + k / 4u];
+    let a71 = x[xb7 + k / 4u + 1u];
+    acc7_0 += dot4x8(w00, w01, w02, w03, a70, a71);
+    acc7_1 += dot4x8(w10, w11, w12, w13, a70, a71);
+    acc7_2 += dot4x8(w20, w21, w22, w23, a70, a71);
+    acc7_3 += dot4x8(w30, w31, w32, w33, a70, a71);
   }
-  var b = vec4<f32>(0.0);
-  if (p.has_bias != 0u) {
-    b = vec4<f32>(bias[p.n0 + n_base], bias[p.n0 + min(n_base + 1u, last)], bias[p.n0 + min(n_base + 2u, last)],
-      bias[p.n0 + min(n_base + 3u, last)]);
-  }
-  let n_valid = min(4u, p.rows - n_base);
+  let n_valid = min(16u, p.rows - n_base);
   let m_valid = min(8u, p.M - m_base);
-  let accs = array<vec4<f32>, 8>(acc0, acc1, acc2, acc3, acc4, acc5, acc6, acc7);
-  for (var i = 0u; i < m_valid; i++) {
-    let row = p.out_off + (m_base + i) * p.out_stride + p.n0 + n_base;
-    for (var j = 0u; j < n_valid; j++) {
-      out[row + j] = accs[i][j] + b[j] + select(0.0, out[row + j], p.accumulate != 0u);
-    }
+  if (0u < m_valid) {
+    store(m_base + 0u, n_base + 0u, 0u, n_valid, acc0_0);
+    store(m_base + 0u, n_base + 4u, 4u, n_valid, acc0_1);
+    store(m_base + 0u, n_base + 8u, 8u, n_valid, acc0_2);
+    store(m_base + 0u, n_base + 12u, 12u, n_valid, acc0_3);
+  }
+  if (1u < m_valid) {
+    store(m_base + 1u, n_base + 0u, 0u, n_valid, acc1_0);
+    store(m_base + 1u, n_base + 4u, 4u, n_valid, acc1_1);
+    store(m_base + 1u, n_base + 8u, 8u, n_valid, acc1_2);
+    store(m_base + 1u, n_base + 12u, 12u, n_valid, acc1_3);
+  }
+  if (2u < m_valid) {
+    store(m_base + 2u, n_base + 0u, 0u, n_valid, acc2_0);
+    store(m_base + 2u, n_base + 4u, 4u, n_valid, acc2_1);
+    store(m_base + 2u, n_base + 8u, 8u, n_valid, acc2_2);
+    store(m_base + 2u, n_base + 12u, 12u, n_valid, acc2_3);
+  }
+  if (3u < m_valid) {
+    store(m_base + 3u, n_base + 0u, 0u, n_valid, acc3_0);
+    store(m_base + 3u, n_base + 4u, 4u, n_valid, acc3_1);
+    store(m_base + 3u, n_base + 8u, 8u, n_valid, acc3_2);
+    store(m_base + 3u, n_base + 12u, 12u, n_valid, acc3_3);
+  }
+  if (4u < m_valid) {
+    store(m_base + 4u, n_base + 0u, 0u, n_valid, acc4_0);
+    store(m_base + 4u, n_base + 4u, 4u, n_valid, acc4_1);
+    store(m_base + 4u, n_base + 8u, 8u, n_valid, acc4_2);
+    store(m_base + 4u, n_base + 12u, 12u, n_valid, acc4_3);
+  }
+  if (5u < m_valid) {
+    store(m_base + 5u, n_base + 0u, 0u, n_valid, acc5_0);
+    store(m_base + 5u, n_base + 4u, 4u, n_valid, acc5_1);
+    store(m_base + 5u, n_base + 8u, 8u, n_valid, acc5_2);
+    store(m_base + 5u, n_base + 12u, 12u, n_valid, acc5_3);
+  }
+  if (6u < m_valid) {
+    store(m_base + 6u, n_base + 0u, 0u, n_valid, acc6_0);
+    store(m_base + 6u, n_base + 4u, 4u, n_valid, acc6_1);
+    store(m_base + 6u, n_base + 8u, 8u, n_valid, acc6_2);
+    store(m_base + 6u, n_base + 12u, 12u, n_valid, acc6_3);
+  }
+  if (7u < m_valid) {
+    store(m_base + 7u, n_base + 0u, 0u, n_valid, acc7_0);
+    store(m_base + 7u, n_base + 4u, 4u, n_valid, acc7_1);
+    store(m_base + 7u, n_base + 8u, 8u, n_valid, acc7_2);
+    store(m_base + 7u, n_base + 12u, 12u, n_valid, acc7_3);
   }
 }

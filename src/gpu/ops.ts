@@ -293,12 +293,19 @@ export function linear(
           weight.dtype,
           [chunk.buffer, xw.resource, ow.resource, bias ?? rec.dummy],
           pack("uuuuuuuuuu", params),
-          [Math.ceil(chunk.rowCount / 4 / WORKGROUP), Math.ceil(mc / (kernel === "linear" ? 4 : 8)), 1],
+          kernel === "linear"
+            ? [Math.ceil(chunk.rowCount / 4 / WORKGROUP), Math.ceil(mc / 4), 1]
+            : [Math.ceil(chunk.rowCount / MATMUL_ROWS / WORKGROUP), Math.ceil(mc / MATMUL_TOKENS), 1],
         );
       }
     }
   }
 }
+
+/** Weight rows and tokens per invocation (register tile) of matmul.wgsl. */
+const MATMUL_ROWS = 16;
+/** See {@link MATMUL_ROWS}. */
+const MATMUL_TOKENS = 8;
 
 /** Weight rows per invocation of matvec.wgsl. */
 const MATVEC_ROWS = 8;
