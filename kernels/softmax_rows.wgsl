@@ -1,6 +1,9 @@
 // Row-wise softmax in place of scaled scores, for attention run as matrix products:
-//   x[r, j] = exp(scale·x[r, j] − max) / Σ  for j < cols;  x[r, j] = 0 for cols ≤ j < stride (padding).
-// Bindings: 0 x f32 [rows, stride] (window, read-write), 1 params.
+//   x[r, j] = exp(scale·x[r, j] − max) / Σ  for allowed j < cols;  x[r, j] = 0 for masked keys and for
+//   cols ≤ j < stride (padding); a row with no allowed key is all 0 (as the attention kernels give).
+// Masks (True = attend), as attention.wgsl: mode 0 none, 1 causal (key j ≤ q0 + r, the row's query
+// position), 2 explicit bits [rows, mask_words] packed 32 per u32 (window at mask_off).
+// Bindings: 0 x f32 [rows, stride] (window, read-write), 1 mask bits (window), 2 params.
 // Workgroups: 64 invocations per row (reductions in workgroup memory), rows flattened over x and y;
 // each invocation loops 3 · cols / 64 times.
 struct Params {
@@ -9,12 +12,29 @@ struct Params {
   stride: u32,
   scale: f32,
   x_off: u32,
+  mask_mode: u32,
+  mask_words: u32,
+  mask_off: u32,
+  q0: u32,
 }
 
 @group(0) @binding(0) var<storage, read_write> x: array<f32>;
-@group(0) @binding(1) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> mask: array<u32>;
+@group(0) @binding(2) var<uniform> p: Params;
 
 var<workgroup> red: array<f32, 64>;
+
+const NEG: f32 = -3.0e38;
+
+fn allowed(r: u32, j: u32) -> bool {
+  if (p.mask_mode == 1u) {
+    return j <= p.q0 + r;
+  }
+  if (p.mask_mode == 2u) {
+    return ((mask[p.mask_off + r * p.mask_words + (j >> 5u)] >> (j & 31u)) & 1u) == 1u;
+  }
+  return true;
+}
 
 @compute @workgroup_size(64)
 fn main(
@@ -25,10 +45,12 @@ fn main(
   let row = wid.x + wid.y * nwg.x;
   let live = row < p.rows;
   let base = p.x_off + row * p.stride;
-  var m = -3.0e38;
+  var m = NEG;
   if (live) {
     for (var j = lid; j < p.cols; j += 64u) {
-      m = max(m, x[base + j] * p.scale);
+      if (allowed(row, j)) {
+        m = max(m, x[base + j] * p.scale);
+      }
     }
   }
   red[lid] = m;
@@ -44,7 +66,10 @@ fn main(
   var sum = 0.0;
   if (live) {
     for (var j = lid; j < p.cols; j += 64u) {
-      let e = exp(x[base + j] * p.scale - mx);
+      var e = 0.0;
+      if (allowed(row, j)) {
+        e = exp(x[base + j] * p.scale - mx);
+      }
       x[base + j] = e;
       sum += e;
     }
@@ -57,7 +82,8 @@ fn main(
     }
     workgroupBarrier();
   }
-  let inv = 1.0 / red[0];
+  // No allowed key: every e is 0, and so is the row.
+  let inv = select(0.0, 1.0 / red[0], red[0] > 0.0);
   if (!live) {
     return;
   }

@@ -522,9 +522,26 @@ gpuTest("attention: long unmasked sequences as two matrix products (vision encod
   // head_dim % 4 != 0: the scalar kernel (attention.wgsl), few and many queries.
   await checkAttention(gpu, { b: 2, s: 3, nHeads: 4, nKv: 2, hd: 6, kvLen: 40, mode: "causal" }, 124);
   await checkAttention(gpu, { b: 1, s: 12, nHeads: 2, nKv: 1, hd: 10, kvLen: 300, mode: "none" }, 125);
-  // Tiled path (masks, or head_dim % 8 != 0) on the same sizes.
+  // Tiled path (head_dim % 8 != 0, or fewer than 64 queries) on the same sizes.
   await checkAttention(gpu, { b: 1, s: 264, nHeads: 2, nKv: 1, hd: 12, kvLen: 270, mode: "none" }, 122);
-  await checkAttention(gpu, { b: 2, s: 264, nHeads: 2, nKv: 1, hd: 16, kvLen: 264, mode: "causal" }, 123);
+  await checkAttention(gpu, { b: 2, s: 264, nHeads: 2, nKv: 1, hd: 12, kvLen: 264, mode: "causal" }, 123);
+  await checkAttention(gpu, { b: 2, s: 40, nHeads: 2, nKv: 1, hd: 16, kvLen: 300, mode: "none" }, 126);
+});
+
+gpuTest("attention: masked prefills as two matrix products (causal, explicit bits, empty rows)", async () => {
+  const gpu = await testGpu();
+  // ≥ 64 queries and keys with head_dim % 8 == 0 take the matmul path whatever the mask.
+  await checkAttention(gpu, { b: 2, s: 128, nHeads: 4, nKv: 2, hd: 16, kvLen: 128, mode: "causal" }, 127);
+  await checkAttention(
+    gpu,
+    { b: 2, s: 70, nHeads: 4, nKv: 1, hd: 24, kvLen: 100, mode: "bits", allowed: bitsPattern(100, 128) },
+    129,
+  );
+  await checkAttention(
+    gpu,
+    { b: 1, s: 64, nHeads: 2, nKv: 2, hd: 8, kvLen: 1601, mode: "bits", allowed: bitsPattern(1601, 135) },
+    136,
+  );
 });
 
 gpuTest("attention: kvLen 20000 (blocks of 512 keys)", async () => {

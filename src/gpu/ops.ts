@@ -456,12 +456,12 @@ export type AttentionMask =
   | { kind: "bits"; bits: GPUBuffer; words: number; used?: number };
 
 /**
- * Queries and keys from which unmasked attention runs as two matrix products (the vision encoder, and
- * prefills whose text attends to whole images).
+ * Queries and keys (in use) from which attention runs as two matrix products (the vision encoder,
+ * prefills: text attending to images, and causal self-attention over the prompt).
  */
 const MATMUL_ATTENTION_MIN_QUERIES = 64;
 /** See {@link MATMUL_ATTENTION_MIN_QUERIES}. */
-const MATMUL_ATTENTION_MIN_KEYS = 256;
+const MATMUL_ATTENTION_MIN_KEYS = 64;
 
 /** Query positions from which attention uses the query-tiled kernel (attention_tiled.wgsl). */
 const TILED_ATTENTION_MIN_QUERIES = 8;
@@ -491,20 +491,19 @@ export function attention(
   out: GPUBuffer,
 ): void {
   if (headDim > MAX_HEAD_DIM) throw new GpuError(`head_dim ${headDim} exceeds the supported ${MAX_HEAD_DIM}`);
+  // Keys past the last one the mask allows cannot contribute: attend over the keys in use only.
+  const kvUsed = Math.max(1, Math.min(kvLen, mask.kind === "bits" ? mask.used ?? kvLen : kvLen));
   if (
-    mask.kind === "none" && headDim % 8 === 0 && seq >= MATMUL_ATTENTION_MIN_QUERIES &&
-    kvLen >= MATMUL_ATTENTION_MIN_KEYS &&
-    seq * (Math.ceil(kvLen / 8) * 8) * 4 <= rec.gpu.limits.maxBufferSize
+    headDim % 8 === 0 && seq >= MATMUL_ATTENTION_MIN_QUERIES && kvUsed >= MATMUL_ATTENTION_MIN_KEYS &&
+    seq * (Math.ceil(kvUsed / 8) * 8) * 4 <= rec.gpu.limits.maxBufferSize
   ) {
-    attentionByMatmul(rec, q, batch, seq, nHeads, nKv, headDim, k, v, kvLen, out);
+    attentionByMatmul(rec, q, batch, seq, nHeads, nKv, headDim, k, v, kvLen, kvUsed, mask, out);
     return;
   }
   const nTokens = batch * seq;
   // Many queries (prefill, the vision encoder): groups of 8 queries share every key and value load.
   const tiled = headDim % 4 === 0 && seq >= TILED_ATTENTION_MIN_QUERIES &&
     rec.gpu.limits.maxWorkgroupStorageBytes >= TILED_ATTENTION_WORKGROUP_BYTES;
-  // Keys past the last one the mask allows cannot contribute: attend over the keys in use only.
-  const kvUsed = Math.max(1, Math.min(kvLen, mask.kind === "bits" ? mask.used ?? kvLen : kvLen));
   // Blocks of 256…2048 keys (1024 when tiled): at most ~64 blocks, and bounded loops per invocation.
   const block = Math.min(tiled ? 1024 : 2048, Math.max(256, Math.ceil(kvUsed / 64 / 256) * 256));
   const nBlocks = Math.ceil(kvUsed / block);
@@ -685,10 +684,10 @@ function stridedCopy(
 }
 
 /**
- * Unmasked attention over long sequences (the vision encoder: thousands of queries and keys) as two
- * matrix products per head with the register-tiled matmul: scores = q·kᵀ, a row softmax, then
- * scores·v. Much faster on CPU adapters than the key-block kernels, which reload keys per query group.
- * Same inputs and output as {@link attention} with mask "none".
+ * Attention over many queries and keys (the vision encoder: thousands; prefills) as two matrix products
+ * per head with the register-tiled matmul: scores = q·kᵀ over the keys in use, a masked row softmax
+ * (softmax_rows.wgsl), then scores·v. Much faster on CPU adapters than the key-block kernels, which
+ * reload keys per query group. Same inputs and output as {@link attention}; `kvUsed` ≤ `kvLen` keys.
  */
 function attentionByMatmul(
   rec: Recorder,
@@ -701,15 +700,19 @@ function attentionByMatmul(
   k: GPUBuffer,
   v: GPUBuffer,
   kvLen: number,
+  kvUsed: number,
+  mask: AttentionMask,
   out: GPUBuffer,
 ): void {
   // Keys padded to a multiple of 8 so the second product takes the vec4 kernel; padding scores are 0.
-  const Lp = Math.ceil(kvLen / 8) * 8;
+  const Lp = Math.ceil(kvUsed / 8) * 8;
   const qh = rec.scratch(seq * hd * 4, "attention q head");
-  const kh = rec.scratch(kvLen * hd * 4, "attention k head");
+  const kh = rec.scratch(kvUsed * hd * 4, "attention k head");
   const vt = rec.scratch(hd * Lp * 4, "attention v head transposed");
   const scores = rec.scratch(seq * Lp * 4, "attention scores");
   const group = nHeads / nKv;
+  const modeId = { none: 0, causal: 1, bits: 2 }[mask.kind];
+  const words = mask.kind === "bits" ? mask.words : 0;
   for (let b = 0; b < batch; b++) {
     for (let h = 0; h < nHeads; h++) {
       const kvBase = (b * nKv + Math.floor(h / group)) * kvLen * hd;
@@ -723,7 +726,7 @@ function attentionByMatmul(
       }, qh);
       if (h % group === 0) {
         stridedCopy(rec, k, {
-          rows: kvLen,
+          rows: kvUsed,
           cols: hd,
           outCols: hd,
           srcOff: kvBase,
@@ -732,21 +735,34 @@ function attentionByMatmul(
         }, kh);
         stridedCopy(rec, v, {
           rows: hd,
-          cols: kvLen,
+          cols: kvUsed,
           outCols: Lp,
           srcOff: kvBase,
           rowStride: 1,
           colStride: hd,
         }, vt);
       }
-      linear(rec, WeightStorage.wrap(kh, kvLen, hd), qh, seq, scores, null, false, { outStride: Lp });
-      for (const [r0, n] of ranges(rec.gpu, seq, [Lp * 4])) {
+      linear(rec, WeightStorage.wrap(kh, kvUsed, hd), qh, seq, scores, null, false, { outStride: Lp });
+      for (const [r0, n] of ranges(rec.gpu, seq, [Lp * 4, words * 4])) {
         const sw = bindWindow(rec.gpu, scores, r0 * Lp * 4, n * Lp * 4);
+        const mw = mask.kind === "bits"
+          ? bindWindow(rec.gpu, mask.bits, (b * seq + r0) * words * 4, n * words * 4)
+          : null;
         rec.dispatch(
           "softmax_rows",
           undefined,
-          [sw.resource],
-          pack("uuufu", [n, kvLen, Lp, 1 / Math.sqrt(hd), sw.elementOffset]),
+          [sw.resource, mw ? mw.resource : rec.dummy],
+          pack("uuufuuuuu", [
+            n,
+            kvUsed,
+            Lp,
+            1 / Math.sqrt(hd),
+            sw.elementOffset,
+            modeId,
+            words,
+            mw ? mw.elementOffset : 0,
+            r0,
+          ]),
           gridPerItem(rec.gpu, n),
         );
       }
