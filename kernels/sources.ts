@@ -16,6 +16,7 @@ import matmul from "./matmul.wgsl" with { type: "text" };
 import rmsNorm from "./rms_norm.wgsl" with { type: "text" };
 import rope from "./rope.wgsl" with { type: "text" };
 import kvCacheUpdate from "./kv_cache_update.wgsl" with { type: "text" };
+import ropeKvUpdate from "./rope_kv_update.wgsl" with { type: "text" };
 import attention from "./attention.wgsl" with { type: "text" };
 import attentionVec4 from "./attention_vec4.wgsl" with { type: "text" };
 import attentionTiled from "./attention_tiled.wgsl" with { type: "text" };
@@ -42,6 +43,7 @@ export const KERNELS = {
   rms_norm: rmsNorm,
   rope,
   kv_cache_update: kvCacheUpdate,
+  rope_kv_update: ropeKvUpdate,
   attention,
   attention_vec4: attentionVec4,
   attention_tiled: attentionTiled,

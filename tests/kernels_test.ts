@@ -17,6 +17,7 @@ import {
   linearSplit,
   rmsNorm,
   rope,
+  ropeKvUpdate,
   swiglu,
 } from "../src/gpu/ops.ts";
 import { dequantizeRows, quantizeRows } from "../src/checkpoint/quantize.ts";
@@ -313,18 +314,24 @@ gpuTest("rmsNorm split: rows in ranges", async () => {
 
 // ---------------------------------------------------------------- rope
 
+/** A RoPE cos/sin table `[maxSeq, hd/2, 2]` (unscaled, base 500000). */
+function ropeTable(maxSeq: number, hd: number): Float32Array {
+  const tv = new Float32Array(maxSeq * hd);
+  for (let p = 0; p < maxSeq; p++) {
+    for (let i = 0; i < hd / 2; i++) {
+      const angle = p * 500000 ** (-2 * i / hd);
+      tv[(p * hd / 2 + i) * 2] = Math.cos(angle);
+      tv[(p * hd / 2 + i) * 2 + 1] = Math.sin(angle);
+    }
+  }
+  return tv;
+}
+
 async function checkRope(gpu: Gpu, T: number, H: number, hd: number, seed: number): Promise<void> {
   const rng = new Rng(seed);
   const maxSeq = 64;
   await withOwner(gpu, async (owner) => {
-    const tv = new Float32Array(maxSeq * hd);
-    for (let p = 0; p < maxSeq; p++) {
-      for (let i = 0; i < hd / 2; i++) {
-        const angle = p * 500000 ** (-2 * i / hd);
-        tv[(p * hd / 2 + i) * 2] = Math.cos(angle);
-        tv[(p * hd / 2 + i) * 2 + 1] = Math.sin(angle);
-      }
-    }
+    const tv = ropeTable(maxSeq, hd);
     const pv = Int32Array.from({ length: T }, () => rng.int(maxSeq));
     const xv = rng.normals(T * H * hd);
     const x = owner.upload(xv, "x");
@@ -378,6 +385,56 @@ gpuTest("kvCacheUpdate: [b, nKv, L, hd] at slot0, other slots untouched", async 
       assertClose("kvCacheUpdate k", got, kvCacheUpdateRef(cv, sv, b, s, nKv, hd, L, slot0), 0);
       const got2 = await readF32(gpu, cache2, cv2.length);
       assertClose("kvCacheUpdate v", got2, kvCacheUpdateRef(cv2, sv2, b, s, nKv, hd, L, slot0), 0);
+    });
+  }
+});
+
+gpuTest("ropeKvUpdate: RoPE on q and k, k and v into the caches, in one dispatch", async () => {
+  const gpu = await testGpu();
+  for (const [b, s, H, nKv, hd, L, slot0, seed] of [[1, 1, 4, 2, 8, 10, 4, 85], [2, 3, 6, 2, 16, 7, 2, 86]]) {
+    const rng = new Rng(seed);
+    const T = b * s;
+    await withOwner(gpu, async (owner) => {
+      const tv = ropeTable(32, hd);
+      const pv = Int32Array.from({ length: T }, () => rng.int(32));
+      const qv = rng.normals(T * H * hd), kv = rng.normals(T * nKv * hd), vv = rng.normals(T * nKv * hd);
+      const kc = rng.normals(b * nKv * L * hd), vc = rng.normals(b * nKv * L * hd);
+      const q = owner.upload(qv, "q");
+      const kCache = owner.upload(kc, "k cache"), vCache = owner.upload(vc, "v cache");
+      const rope = { positions: owner.upload(pv, "positions"), table: owner.upload(tv, "table") };
+      record(gpu, (rec) =>
+        assert.ok(
+          ropeKvUpdate(
+            rec,
+            { q, k: owner.upload(kv, "k"), v: owner.upload(vv, "v") },
+            b,
+            s,
+            H,
+            nKv,
+            hd,
+            rope,
+            {
+              k: kCache,
+              v: vCache,
+              len: L,
+              slot0,
+            },
+          ),
+        ));
+      const name = `ropeKvUpdate b=${b} s=${s} H=${H} KV=${nKv} hd=${hd}`;
+      assertClose(`${name} q`, await readF32(gpu, q, qv.length), ropeRef(qv, T, H, hd, pv, tv));
+      const kRoped = ropeRef(kv, T, nKv, hd, pv, tv);
+      assertClose(
+        `${name} k`,
+        await readF32(gpu, kCache, kc.length),
+        kvCacheUpdateRef(kc, kRoped, b, s, nKv, hd, L, slot0),
+      );
+      assertClose(
+        `${name} v`,
+        await readF32(gpu, vCache, vc.length),
+        kvCacheUpdateRef(vc, vv, b, s, nKv, hd, L, slot0),
+        0,
+      );
     });
   }
 });

@@ -445,6 +445,53 @@ export function kvCacheUpdate(
   );
 }
 
+/**
+ * RoPE on `q` `[b·s, nHeads, headDim]` (in place) and on `k` `[b·s, nKv·headDim]` on its way into
+ * `kCache`, `v` into `vCache` (`[b, nKv, cacheLen, headDim]`, slots `slot0…`): {@link rope} twice and
+ * {@link kvCacheUpdate} in one dispatch (rope_kv_update.wgsl). Returns false, recording nothing, when q
+ * does not fit one storage binding (the caller then runs the three separately, which split by tokens).
+ */
+export function ropeKvUpdate(
+  rec: Recorder,
+  qkv: { q: GPUBuffer; k: GPUBuffer; v: GPUBuffer },
+  batch: number,
+  seq: number,
+  nHeads: number,
+  nKv: number,
+  headDim: number,
+  rope: { positions: GPUBuffer; table: GPUBuffer },
+  cache: { k: GPUBuffer; v: GPUBuffer; len: number; slot0: number },
+): boolean {
+  const T = batch * seq;
+  if (T * nHeads * headDim * 4 > rec.gpu.limits.maxBindingBytes - rec.gpu.limits.storageOffsetAlignment) {
+    return false;
+  }
+  const qw = bindWindow(rec.gpu, qkv.q, 0, T * nHeads * headDim * 4);
+  const kw = bindWindow(rec.gpu, qkv.k, 0, T * nKv * headDim * 4);
+  const vw = bindWindow(rec.gpu, qkv.v, 0, T * nKv * headDim * 4);
+  const pw = bindWindow(rec.gpu, rope.positions, 0, T * 4);
+  rec.dispatch(
+    "rope_kv_update",
+    undefined,
+    [qw.resource, kw.resource, vw.resource, pw.resource, rope.table, cache.k, cache.v],
+    pack("uuuuuuuuuuu", [
+      batch,
+      seq,
+      nHeads,
+      nKv,
+      headDim / 2,
+      cache.len,
+      cache.slot0,
+      qw.elementOffset,
+      kw.elementOffset,
+      vw.elementOffset,
+      pw.elementOffset,
+    ]),
+    grid(rec.gpu, T * (nHeads + 2 * nKv) * headDim / 2),
+  );
+  return true;
+}
+
 /** How attention masks keys (see attention.wgsl). */
 export type AttentionMask =
   | { kind: "none" }

@@ -126,57 +126,69 @@ export class MultiHeadAttention extends Module {
     const T = batch * seq;
     const H = this.num_heads, KV = this.num_kv_heads, hd = this.head_dim;
     let q = rec.scratch(T * H * hd * 4, "q");
+    const kvLen = this.keyLength(y);
+    const Ty = y ? batch * y.seq : 0;
+    let k = y ? rec.scratch(Ty * KV * hd * 4, "k") : null;
+    const v = y ? rec.scratch(Ty * KV * hd * 4, "v") : null;
     // Self-attention over a few tokens (decoding): q, k and v in one product over the stacked weights.
-    const stacked = y && y.buffer === x && y.seq === seq ? this.#qkv.storage : null;
-    const fused = stacked !== null && canLinearSplit(stacked, T);
-    let kNew: GPUBuffer | null = null, vNew: GPUBuffer | null = null;
-    if (fused) {
-      kNew = rec.scratch(T * KV * hd * 4, "k");
-      vNew = rec.scratch(T * KV * hd * 4, "v");
+    const self = y !== null && y.buffer === x && y.seq === seq;
+    const stacked = self ? this.#qkv.storage : null;
+    if (stacked && k && v && canLinearSplit(stacked, T)) {
       linearSplit(rec, stacked, x, T, [
         { buffer: q, rows: H * hd },
-        { buffer: kNew, rows: KV * hd },
-        { buffer: vNew, rows: KV * hd },
+        { buffer: k, rows: KV * hd },
+        { buffer: v, rows: KV * hd },
       ]);
     } else {
       this.q_proj.forward(rec, x, T, q);
-    }
-    if (this.pos_embeddings && call.positions) this.pos_embeddings.forward(rec, q, T, H, call.positions);
-    if (this.q_norm) {
-      const qn = rec.scratch(T * H * hd * 4, "q normed");
-      this.q_norm.forward(rec, q, T * H, qn);
-      q = qn;
-    }
-    let kBuf: GPUBuffer, vBuf: GPUBuffer;
-    const kvLen = this.keyLength(y);
-    if (y) {
-      const Ty = batch * y.seq;
-      let k = kNew ?? rec.scratch(Ty * KV * hd * 4, "k");
-      const v = vNew ?? rec.scratch(Ty * KV * hd * 4, "v");
-      if (!fused) {
+      if (y && k && v) {
         this.k_proj.forward(rec, y.buffer, Ty, k);
         this.v_proj.forward(rec, y.buffer, Ty, v);
       }
-      if (this.pos_embeddings && call.positions) this.pos_embeddings.forward(rec, k, Ty, KV, call.positions);
-      if (this.k_norm) {
-        const kn = rec.scratch(Ty * KV * hd * 4, "k normed");
-        this.k_norm.forward(rec, k, Ty * KV, kn);
-        k = kn;
-      }
-      if (this.kv_cache) {
-        this.kv_cache.update(rec, k, v, y.seq);
-        kBuf = this.kv_cache.k_cache;
-        vBuf = this.kv_cache.v_cache;
-      } else {
-        // Without a cache, lay k/v out as a cache of exactly s_y slots: the kernel reads one layout.
-        kBuf = rec.scratch(Ty * KV * hd * 4, "k heads");
-        vBuf = rec.scratch(Ty * KV * hd * 4, "v heads");
-        kvLayout(rec, k, v, batch, y.seq, KV, hd, { k: kBuf, v: vBuf });
-      }
-    } else {
-      if (!this.kv_cache) throw new Error("internal: attention without keys and without a cache");
+    }
+    let kBuf: GPUBuffer, vBuf: GPUBuffer;
+    const rope = this.pos_embeddings && call.positions
+      ? { module: this.pos_embeddings, positions: call.positions }
+      : null;
+    if (
+      self && k && v && rope && this.kv_cache && !this.q_norm && !this.k_norm &&
+      this.kv_cache.updateWithRope(rec, q, H, k, v, seq, {
+        positions: rope.positions,
+        table: rope.module.table,
+      })
+    ) {
+      // RoPE on q and k and the cache write in one dispatch.
       kBuf = this.kv_cache.k_cache;
       vBuf = this.kv_cache.v_cache;
+    } else {
+      if (rope) rope.module.forward(rec, q, T, H, rope.positions);
+      if (this.q_norm) {
+        const qn = rec.scratch(T * H * hd * 4, "q normed");
+        this.q_norm.forward(rec, q, T * H, qn);
+        q = qn;
+      }
+      if (y && k && v) {
+        if (rope) rope.module.forward(rec, k, Ty, KV, rope.positions);
+        if (this.k_norm) {
+          const kn = rec.scratch(Ty * KV * hd * 4, "k normed");
+          this.k_norm.forward(rec, k, Ty * KV, kn);
+          k = kn;
+        }
+        if (this.kv_cache) {
+          this.kv_cache.update(rec, k, v, y.seq);
+          kBuf = this.kv_cache.k_cache;
+          vBuf = this.kv_cache.v_cache;
+        } else {
+          // Without a cache, lay k/v out as a cache of exactly s_y slots: the kernel reads one layout.
+          kBuf = rec.scratch(Ty * KV * hd * 4, "k heads");
+          vBuf = rec.scratch(Ty * KV * hd * 4, "v heads");
+          kvLayout(rec, k, v, batch, y.seq, KV, hd, { k: kBuf, v: vBuf });
+        }
+      } else {
+        if (!this.kv_cache) throw new Error("internal: attention without keys and without a cache");
+        kBuf = this.kv_cache.k_cache;
+        vBuf = this.kv_cache.v_cache;
+      }
     }
     const attnOut = rec.scratch(T * H * hd * 4, "attention output");
     attention(rec, q, batch, seq, H, KV, hd, kBuf, vBuf, kvLen, call.mask, attnOut);

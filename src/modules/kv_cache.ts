@@ -1,7 +1,7 @@
 /** @module torchtune `KVCache`. */
 import { BufferOwner, clearBuffers } from "../gpu/buffers.ts";
 import type { Gpu } from "../gpu/device.ts";
-import { kvCacheUpdate, type Recorder } from "../gpu/ops.ts";
+import { kvCacheUpdate, type Recorder, ropeKvUpdate } from "../gpu/ops.ts";
 
 /**
  * Mirrors torchtune `modules.KVCache`: `k_cache` and `v_cache` `[batch_size, num_kv_heads, max_seq_len,
@@ -47,12 +47,7 @@ export class KVCache {
 
   /** Records the write of `k`/`v` `[batch·seq, num_kv_heads·head_dim]` at the next `seq` slots and advances. */
   update(rec: Recorder, k: GPUBuffer, v: GPUBuffer, seq: number): void {
-    if (this.size + seq > this.max_seq_len) {
-      throw new RangeError(
-        `KV cache overflow: ${this.size} slots used + ${seq} new > ${this.max_seq_len}; ` +
-          "call reset_caches() or set up larger caches",
-      );
-    }
+    this.#checkRoom(seq);
     kvCacheUpdate(
       rec,
       k,
@@ -67,6 +62,45 @@ export class KVCache {
       this.size,
     );
     this.size += seq;
+  }
+
+  /**
+   * {@link KVCache.update} with RoPE fused in: `q` `[batch·seq, nHeads·head_dim]` gets RoPE in place and
+   * `k` gets it on its way into the cache (positions i32 `[batch·seq]`, the RoPE module's table), in
+   * one dispatch. Returns false, writing nothing, when the sizes need the separate kernels.
+   */
+  updateWithRope(
+    rec: Recorder,
+    q: GPUBuffer,
+    nHeads: number,
+    k: GPUBuffer,
+    v: GPUBuffer,
+    seq: number,
+    rope: { positions: GPUBuffer; table: GPUBuffer },
+  ): boolean {
+    this.#checkRoom(seq);
+    const done = ropeKvUpdate(
+      rec,
+      { q, k, v },
+      this.batch_size,
+      seq,
+      nHeads,
+      this.num_kv_heads,
+      this.head_dim,
+      rope,
+      { k: this.k_cache, v: this.v_cache, len: this.max_seq_len, slot0: this.size },
+    );
+    if (done) this.size += seq;
+    return done;
+  }
+
+  #checkRoom(seq: number): void {
+    if (this.size + seq > this.max_seq_len) {
+      throw new RangeError(
+        `KV cache overflow: ${this.size} slots used + ${seq} new > ${this.max_seq_len}; ` +
+          "call reset_caches() or set up larger caches",
+      );
+    }
   }
 
   /** Zeroes both caches and rewinds the slot counter (torchtune `reset`). */
