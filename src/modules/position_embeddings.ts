@@ -81,13 +81,13 @@ export class Llama3ScaledRoPE extends Module {
     );
   }
 
-  /** Rotates `x` `[T, n_heads, dim]` in place at positions i32 `[T]`. */
   /** The uploaded cos/sin table f32 `[max_seq_len, dim/2, 2]` (for kernels that apply RoPE themselves). */
   get table(): GPUBuffer {
     if (!this.#table) throw new Error("internal: RoPE table not uploaded");
     return this.#table;
   }
 
+  /** Rotates `x` `[T, n_heads, dim]` in place at positions i32 `[T]`. */
   forward(rec: Recorder, x: GPUBuffer, T: number, nHeads: number, positions: GPUBuffer): void {
     if (!this.#table) throw new Error("internal: RoPE table not uploaded");
     rope(rec, x, T, nHeads, this.dim, positions, this.#table);
