@@ -9,7 +9,14 @@
  * @module
  */
 import { type Gpu, GpuError } from "./device.ts";
-import { bindWindow, BufferOwner, type ScratchPool, type WeightDtype, WeightStorage } from "./buffers.ts";
+import {
+  bindWindow,
+  BufferOwner,
+  type ScratchPool,
+  type WeightChunk,
+  type WeightDtype,
+  WeightStorage,
+} from "./buffers.ts";
 import { pipelinesOf } from "./pipelines.ts";
 import type { KernelName } from "../../kernels/sources.ts";
 
@@ -263,41 +270,35 @@ export function linear(
       const xw = bindWindow(rec.gpu, x, m0 * K * 4, mc * K * 4);
       const ow = bindWindow(rec.gpu, out, ((layout.outRow ?? 0) + m0) * stride * 4, mc * stride * 4);
       // Rows of a multiple of 8 with aligned activations take the vec4 kernels: matrix-vector for a few
-      // tokens (decoding: each weight row streamed once per token), 8×4 register tiles for more.
+      // tokens (decoding: each weight row streamed once per token), 8×16 register tiles for more.
       const fast = K % 8 === 0 && xw.elementOffset % 4 === 0;
       const kernel = !fast ? "linear" : mc < MATVEC_MAX_TOKENS ? "matvec" : "matmul";
-      const params = [
-        mc,
-        K,
-        chunk.rowCount,
-        stride,
-        col0 + chunk.rowStart,
-        xw.elementOffset,
-        ow.elementOffset,
-        bias ? 1 : 0,
-        accumulate ? 1 : 0,
-        chunk.bufferRow,
-      ];
       if (kernel === "matvec") {
-        // No split outputs: both split points past the last row.
-        rec.dispatch(
-          "matvec",
-          weight.dtype,
-          [chunk.buffer, xw.resource, ow.resource, bias ?? rec.dummy, rec.dummyOutput(0), rec.dummyOutput(1)],
-          pack("uuuuuuuuuuuuuu", [...params, NO_SPLIT, NO_SPLIT, 0, 0]),
-          [Math.ceil(chunk.rowCount / MATVEC_ROWS / WORKGROUP), mc, 1],
-        );
-      } else {
-        rec.dispatch(
-          kernel,
-          weight.dtype,
-          [chunk.buffer, xw.resource, ow.resource, bias ?? rec.dummy],
-          pack("uuuuuuuuuu", params),
-          kernel === "linear"
-            ? [Math.ceil(chunk.rowCount / 4 / WORKGROUP), Math.ceil(mc / 4), 1]
-            : [Math.ceil(chunk.rowCount / MATMUL_ROWS / WORKGROUP), Math.ceil(mc / MATMUL_TOKENS), 1],
-        );
+        const xr = { resource: xw.resource, offset: xw.elementOffset };
+        const or = { resource: ow.resource, offset: ow.elementOffset, stride, col0 };
+        matvecChunk(rec, weight.dtype, chunk, K, xr, mc, or, { bias, accumulate });
+        continue;
       }
+      rec.dispatch(
+        kernel,
+        weight.dtype,
+        [chunk.buffer, xw.resource, ow.resource, bias ?? rec.dummy],
+        pack("uuuuuuuuuu", [
+          mc,
+          K,
+          chunk.rowCount,
+          stride,
+          col0 + chunk.rowStart,
+          xw.elementOffset,
+          ow.elementOffset,
+          bias ? 1 : 0,
+          accumulate ? 1 : 0,
+          chunk.bufferRow,
+        ]),
+        kernel === "linear"
+          ? [Math.ceil(chunk.rowCount / 4 / WORKGROUP), Math.ceil(mc / 4), 1]
+          : [Math.ceil(chunk.rowCount / MATMUL_ROWS / WORKGROUP), Math.ceil(mc / MATMUL_TOKENS), 1],
+      );
     }
   }
 }
@@ -333,39 +334,80 @@ export function linearSplit(
   M: number,
   outs: { buffer: GPUBuffer; rows: number }[],
 ): void {
-  const K = weight.cols;
   if (!canLinearSplit(weight, M) || outs.length < 2 || outs.length > 3) {
     throw new GpuError("internal: linearSplit needs a matvec-sized product and 2 or 3 outputs");
   }
   if (outs.reduce((a, o) => a + o.rows, 0) !== weight.rows) {
     throw new GpuError("internal: linearSplit outputs do not add up to the weight's rows");
   }
-  const [a, b, c] = outs;
-  const splitB = a.rows, splitC = c ? a.rows + b.rows : NO_SPLIT;
+  const [a, ...rest] = outs;
+  let start = a.rows;
+  const split = rest.map((o) => {
+    const part = { start, buffer: o.buffer, stride: o.rows };
+    start += o.rows;
+    return part;
+  });
   for (const chunk of weight.chunks) {
-    rec.dispatch(
-      "matvec",
-      weight.dtype,
-      [chunk.buffer, x, a.buffer, rec.dummy, b.buffer, c ? c.buffer : rec.dummyOutput(1)],
-      pack("uuuuuuuuuuuuuu", [
-        M,
-        K,
-        chunk.rowCount,
-        a.rows,
-        chunk.rowStart,
-        0,
-        0,
-        0,
-        0,
-        chunk.bufferRow,
-        splitB,
-        splitC,
-        b.rows,
-        c ? c.rows : 0,
-      ]),
-      [Math.ceil(chunk.rowCount / MATVEC_ROWS / WORKGROUP), M, 1],
-    );
+    matvecChunk(rec, weight.dtype, chunk, weight.cols, { resource: x, offset: 0 }, M, {
+      resource: a.buffer,
+      offset: 0,
+      stride: a.rows,
+      col0: 0,
+    }, { split });
   }
+}
+
+/**
+ * One matvec.wgsl dispatch over `chunk` for `M` tokens of `x` (bound resource, element offset): product
+ * row n goes to column `col0 + n` of `out` (rows `stride` wide, plus `bias`, or added with
+ * `accumulate`), or, from `split[i].start` on, to column `n − start` of `split[i].buffer` (at most two).
+ * `n` counts the rows of the whole weight (`chunk.rowStart` + the row in the chunk), `K` its row length.
+ */
+function matvecChunk(
+  rec: Recorder,
+  dtype: WeightDtype,
+  chunk: WeightChunk,
+  K: number,
+  x: { resource: GPUBuffer | GPUBufferBinding; offset: number },
+  M: number,
+  out: { resource: GPUBuffer | GPUBufferBinding; offset: number; stride: number; col0: number },
+  opts: {
+    bias?: GPUBuffer | null;
+    accumulate?: boolean;
+    split?: { start: number; buffer: GPUBuffer; stride: number }[];
+  },
+): void {
+  const split = opts.split ?? [];
+  const [b, c] = split;
+  rec.dispatch(
+    "matvec",
+    dtype,
+    [
+      chunk.buffer,
+      x.resource,
+      out.resource,
+      opts.bias ?? rec.dummy,
+      b ? b.buffer : rec.dummyOutput(0),
+      c ? c.buffer : rec.dummyOutput(1),
+    ],
+    pack("uuuuuuuuuuuuuu", [
+      M,
+      K,
+      chunk.rowCount,
+      out.stride,
+      out.col0 + chunk.rowStart,
+      x.offset,
+      out.offset,
+      opts.bias ? 1 : 0,
+      opts.accumulate ? 1 : 0,
+      chunk.bufferRow,
+      b ? b.start : NO_SPLIT,
+      c ? c.start : NO_SPLIT,
+      b ? b.stride : 0,
+      c ? c.stride : 0,
+    ]),
+    [Math.ceil(chunk.rowCount / MATVEC_ROWS / WORKGROUP), M, 1],
+  );
 }
 
 /** RMSNorm over the last `dim` of `rows` rows (rms_norm.wgsl) into a different buffer `out`. `scale` is f32 `[dim]`. */
