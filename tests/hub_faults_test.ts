@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { downloadModel, type DownloadOptions } from "../src/hub/download.ts";
 import { type FakeHub, type FakeRepo, startFakeHub } from "./helpers/fake_hub.ts";
+import { rejects } from "./helpers/assertions.ts";
 import { fixtureDir } from "./helpers/golden.ts";
 
 const SHA = "0123456789abcdef0123456789abcdef01234567";
@@ -45,17 +46,6 @@ function faultTest(
       await Deno.remove(cache, { recursive: true });
     }
   });
-}
-
-async function rejects(p: Promise<unknown>, ...patterns: RegExp[]): Promise<string> {
-  let message = "";
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof Error, `not an Error: ${e}`);
-    message = e.message;
-    return true;
-  });
-  for (const re of patterns) assert.match(message, re);
-  return message;
 }
 
 async function names(dir: string): Promise<string[]> {

@@ -11,6 +11,7 @@ import { hubCacheDir, hubEndpoint, hubOffline, hubToken } from "../src/hub/env.t
 import { formatBytes, formatDuration, progressReporter } from "../src/hub/progress.ts";
 import { resolveModelDir } from "../src/hub/resolve.ts";
 import { type FakeHub, type FakeRepo, startFakeHub } from "./helpers/fake_hub.ts";
+import { rejects } from "./helpers/assertions.ts";
 import { fixtureDir } from "./helpers/golden.ts";
 
 const SHA = "0123456789abcdef0123456789abcdef01234567";
@@ -117,17 +118,6 @@ async function listTree(dir: string, prefix = ""): Promise<string[]> {
 
 const resolved = (hub: FakeHub): string[] =>
   hub.requests.filter((r) => r.path.includes("/resolve/") && r.range === null).map((r) => r.path);
-
-async function rejects(p: Promise<unknown>, ...patterns: RegExp[]): Promise<string> {
-  let message = "";
-  await assert.rejects(p, (e: unknown) => {
-    assert.ok(e instanceof Error, `not an Error: ${e}`);
-    message = e.message;
-    return true;
-  });
-  for (const re of patterns) assert.match(message, re);
-  return message;
-}
 
 hubTest("download: Hugging Face cache layout, only the needed files, pinned sha", {
   "org/tiny": tinyRepo(),

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import type { Gpu } from "../src/gpu/device.ts";
-import { BufferOwner, type WeightDtype, WeightStorage } from "../src/gpu/buffers.ts";
+import { type BufferOwner, type WeightDtype, WeightStorage } from "../src/gpu/buffers.ts";
 import {
   attention,
   type AttentionMask,
@@ -21,7 +21,7 @@ import {
   swiglu,
 } from "../src/gpu/ops.ts";
 import { dequantizeRows, quantizeRows } from "../src/checkpoint/quantize.ts";
-import { gpuTest, readF32, record, testGpu } from "./helpers/gpu.ts";
+import { gpuTest, readF32, record, testGpu, withOwner } from "./helpers/gpu.ts";
 import {
   assertClose,
   attentionRef,
@@ -67,16 +67,6 @@ function makeWeight(
   const weight = new WeightStorage(owner, [rows, cols], dtype, `w ${dtype} [${rows}, ${cols}]`);
   weight.writeRows(gpu, 0, bytes);
   return { weight, values };
-}
-
-/** Runs `fn` with a fresh buffer owner on the device, destroying the buffers afterwards. */
-async function withOwner(gpu: Gpu, fn: (owner: BufferOwner) => Promise<void>): Promise<void> {
-  const owner = new BufferOwner(gpu);
-  try {
-    await fn(owner);
-  } finally {
-    owner.destroy();
-  }
 }
 
 // ---------------------------------------------------------------- embedding

@@ -19,7 +19,7 @@ import {
   WeightConverter,
 } from "../src/checkpoint/quantize.ts";
 import type { TransformerDecoder } from "../src/modules/transformer_decoder.ts";
-import { gpuTest, readF32, record, testGpu } from "./helpers/gpu.ts";
+import { gpuTest, readF32, record, testGpu, withOwner } from "./helpers/gpu.ts";
 import { assertClose, embeddingRef, linearRef, Rng } from "./helpers/reference.ts";
 import { checkpointDir, loadDecoder } from "./helpers/checkpoints.ts";
 import { argmaxRow, fixtureDir, type GoldenTensor, maxAbsDiff, readGolden } from "./helpers/golden.ts";
@@ -176,15 +176,6 @@ Deno.test("loadWeightDtype: which parameters are quantized", () => {
 });
 
 // ---------------------------------------------------------------- snippets on the GPU
-
-async function withOwner(gpu: Gpu, fn: (owner: BufferOwner) => Promise<void>): Promise<void> {
-  const owner = new BufferOwner(gpu);
-  try {
-    await fn(owner);
-  } finally {
-    owner.destroy();
-  }
-}
 
 /** A quantized weight on the GPU and its dequantized values. */
 function quantWeight(gpu: Gpu, owner: BufferOwner, rows: number, cols: number, dtype: QuantDtype, rng: Rng) {

@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import type { Gpu } from "../src/gpu/device.ts";
-import { BufferOwner, type WeightDtype, WeightStorage } from "../src/gpu/buffers.ts";
+import { type WeightDtype, WeightStorage } from "../src/gpu/buffers.ts";
 import { linear } from "../src/gpu/ops.ts";
 import {
   broadcastAdd,
@@ -20,7 +20,7 @@ import {
   patchify,
   visionEmbed,
 } from "../src/gpu/ops_vision.ts";
-import { gpuTest, readF32, record, testGpu } from "./helpers/gpu.ts";
+import { gpuTest, readF32, record, testGpu, withOwner } from "./helpers/gpu.ts";
 import { assertClose, ERRORS, linearRef, randomBf16, Rng } from "./helpers/reference.ts";
 import { geluExact } from "./helpers/reference_encoder.ts";
 
@@ -31,16 +31,6 @@ const GELU_RTOL = 2e-7;
 /** Bytes one binding window may hold for whole items (what ops.ts plans with). */
 function room(gpu: Gpu): number {
   return gpu.limits.maxBindingBytes - gpu.limits.storageOffsetAlignment;
-}
-
-/** Runs `fn` with a fresh buffer owner on the device, destroying the buffers afterwards. */
-async function withOwner(gpu: Gpu, fn: (owner: BufferOwner) => Promise<void>): Promise<void> {
-  const owner = new BufferOwner(gpu);
-  try {
-    await fn(owner);
-  } finally {
-    owner.destroy();
-  }
 }
 
 // ---------------------------------------------------------------- references

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { BufferOwner } from "../../src/gpu/buffers.ts";
 import { Gpu } from "../../src/gpu/device.ts";
 import { Recorder } from "../../src/gpu/ops.ts";
 import { DeviceTensor } from "../../src/gpu/tensor.ts";
@@ -37,4 +38,14 @@ export function record(gpu: Gpu, fn: (rec: Recorder) => void): void {
 /** Reads the first `n` f32 values of `buffer` (after checking for WebGPU errors). */
 export async function readF32(gpu: Gpu, buffer: GPUBuffer, n: number): Promise<Float32Array> {
   return (await new DeviceTensor(gpu, buffer, [n], "f32").read()).data;
+}
+
+/** Runs `fn` with a fresh buffer owner on the device, destroying the buffers afterwards. */
+export async function withOwner(gpu: Gpu, fn: (owner: BufferOwner) => Promise<void>): Promise<void> {
+  const owner = new BufferOwner(gpu);
+  try {
+    await fn(owner);
+  } finally {
+    owner.destroy();
+  }
 }
