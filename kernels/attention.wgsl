@@ -3,7 +3,7 @@
 // denominator l and its unnormalised output Σ exp(s_j − m)·v_j; attention_combine.wgsl merges blocks.
 //   s_j = (q · k_j) · scale, keys j of the cache that the mask allows.
 // Grouped-query attention: query head h reads KV head h / (n_heads / n_kv) (consecutive grouping, as
-// torchtune's repeat_interleave). Masks (True = attend): mode 0 none, 1 causal (key j ≤ query
+// torchtune's repeat_interleave). Masks (attention_mask.wgsl, appended; True = attend): mode 0 none, 1 causal (key j ≤ query
 // position in the sequence), 2 explicit bits [b, s, kv_len] packed 32 per u32 (row = token).
 // Only keys below kv_used are visited: past the last key any mask row allows, nothing contributes, so
 // the cost follows the positions in use rather than the cache length kv_len (the layout stride).
@@ -41,16 +41,6 @@ const NEG: f32 = -3.0e38;
 var<workgroup> qs: array<f32, 256>;
 var<workgroup> sc: array<f32, 256>;
 var<workgroup> red: array<f32, 64>;
-
-fn allowed(tl: u32, qi: u32, j: u32) -> bool {
-  if (p.mask_mode == 1u) {
-    return j <= qi;
-  }
-  if (p.mask_mode == 2u) {
-    return ((mask[p.mask_off + tl * p.mask_words + (j >> 5u)] >> (j & 31u)) & 1u) == 1u;
-  }
-  return true;
-}
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

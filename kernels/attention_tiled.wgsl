@@ -39,16 +39,6 @@ var<workgroup> qs: array<array<vec4<f32>, 64>, 8>;
 var<workgroup> sc: array<array<f32, 256>, 8>;
 var<workgroup> red: array<array<f32, 64>, 8>;
 
-fn allowed(tl: u32, qi: u32, j: u32) -> bool {
-  if (p.mask_mode == 1u) {
-    return j <= qi;
-  }
-  if (p.mask_mode == 2u) {
-    return ((mask[p.mask_off + tl * p.mask_words + (j >> 5u)] >> (j & 31u)) & 1u) == 1u;
-  }
-  return true;
-}
-
 // Tree reductions of red[0..8][0..64] (max or sum), all 8 queries at once; result in red[q][0].
 fn reduce_max(lid: u32) {
   for (var s = 32u; s > 0u; s >>= 1u) {

@@ -1,8 +1,7 @@
 // Row-wise softmax in place of scaled scores, for attention run as matrix products:
 //   x[r, j] = exp(scale·x[r, j] − max) / Σ  for allowed j < cols;  x[r, j] = 0 for masked keys and for
 //   cols ≤ j < stride (padding); a row with no allowed key is all 0 (as the attention kernels give).
-// Masks (True = attend), as attention.wgsl: mode 0 none, 1 causal (key j ≤ q0 + r, the row's query
-// position), 2 explicit bits [rows, mask_words] packed 32 per u32 (window at mask_off).
+// Masks: attention_mask.wgsl (appended), the query position of row r being q0 + r.
 // Bindings: 0 x f32 [rows, stride] (window, read-write), 1 mask bits (window), 2 params.
 // Workgroups: 64 invocations per row (reductions in workgroup memory), rows flattened over x and y;
 // each invocation loops 3 · cols / 64 times.
@@ -26,16 +25,6 @@ var<workgroup> red: array<f32, 64>;
 
 const NEG: f32 = -3.0e38;
 
-fn allowed(r: u32, j: u32) -> bool {
-  if (p.mask_mode == 1u) {
-    return j <= p.q0 + r;
-  }
-  if (p.mask_mode == 2u) {
-    return ((mask[p.mask_off + r * p.mask_words + (j >> 5u)] >> (j & 31u)) & 1u) == 1u;
-  }
-  return true;
-}
-
 @compute @workgroup_size(64)
 fn main(
   @builtin(workgroup_id) wid: vec3<u32>,
@@ -48,7 +37,7 @@ fn main(
   var m = NEG;
   if (live) {
     for (var j = lid; j < p.cols; j += 64u) {
-      if (allowed(row, j)) {
+      if (allowed(row, p.q0 + row, j)) {
         m = max(m, x[base + j] * p.scale);
       }
     }
@@ -67,7 +56,7 @@ fn main(
   if (live) {
     for (var j = lid; j < p.cols; j += 64u) {
       var e = 0.0;
-      if (allowed(row, j)) {
+      if (allowed(row, p.q0 + row, j)) {
         e = exp(x[base + j] * p.scale - mx);
       }
       x[base + j] = e;

@@ -33,9 +33,13 @@ import interleaveColumns from "./interleave_columns.wgsl" with { type: "text" };
 import streamRead from "./stream_read.wgsl" with { type: "text" };
 import stridedCopy from "./strided_copy.wgsl" with { type: "text" };
 import softmaxRows from "./softmax_rows.wgsl" with { type: "text" };
+import attentionMask from "./attention_mask.wgsl" with { type: "text" };
+
+/** A kernel followed by the attention mask function `allowed` (attention_mask.wgsl) it calls. */
+const withMask = (source: string): string => `${source}\n${attentionMask}`;
 
 /** Kernels by name; those that read a weight need a snippet from {@link WEIGHT_SNIPPETS} in front. */
-export const KERNELS = {
+export const KERNELS: Record<KernelName, string> = {
   embedding,
   linear,
   matvec,
@@ -44,9 +48,9 @@ export const KERNELS = {
   rope,
   kv_cache_update: kvCacheUpdate,
   rope_kv_update: ropeKvUpdate,
-  attention,
-  attention_vec4: attentionVec4,
-  attention_tiled: attentionTiled,
+  attention: withMask(attention),
+  attention_vec4: withMask(attentionVec4),
+  attention_tiled: withMask(attentionTiled),
   attention_combine: attentionCombine,
   swiglu,
   gated_residual: gatedResidual,
@@ -59,11 +63,35 @@ export const KERNELS = {
   interleave_columns: interleaveColumns,
   stream_read: streamRead,
   strided_copy: stridedCopy,
-  softmax_rows: softmaxRows,
-} as const satisfies Record<string, string>;
+  softmax_rows: withMask(softmaxRows),
+};
 
 /** A kernel's name. */
-export type KernelName = keyof typeof KERNELS;
+export type KernelName =
+  | "embedding"
+  | "linear"
+  | "matvec"
+  | "matmul"
+  | "rms_norm"
+  | "rope"
+  | "kv_cache_update"
+  | "rope_kv_update"
+  | "attention"
+  | "attention_vec4"
+  | "attention_tiled"
+  | "attention_combine"
+  | "swiglu"
+  | "gated_residual"
+  | "sample"
+  | "layer_norm"
+  | "gelu"
+  | "patchify"
+  | "vision_embed"
+  | "broadcast_add"
+  | "interleave_columns"
+  | "stream_read"
+  | "strided_copy"
+  | "softmax_rows";
 
 /** Binding 0 and `weight_at` / `weight4` for each way a weight is stored. */
 export const WEIGHT_SNIPPETS: Record<"f32" | "bf16" | "f16" | "q8" | "q4", string> = {
