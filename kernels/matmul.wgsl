@@ -5,6 +5,7 @@
 // loads broadcast) for 128 eight-wide dot products. No workgroup memory: on CPU adapters it was slower.
 // Tile sizes measured on llvmpipe (GFLOP/s, bf16, 128 tokens × 4096 × 1024): 8×4 23, 4×8 28, 8×8 27–31,
 // 8×12 37, 8×16 39, 8×24 31, 16×16 37, 8×32 34 (beyond 8×16 the accumulators spill).
+// The tile is written out (one variable per 4 results, not arrays) so that it stays in registers.
 // Needs K % 8 == 0 and x_off % 4 == 0 (ops.ts falls back to linear.wgsl otherwise).
 // Bindings: 0 weight (snippet), 1 x vec4<f32> [M, K/4] (window), 2 out f32 [M, out_stride] (window),
 // 3 bias f32 [out_stride] (unused when has_bias = 0), 4 params.
