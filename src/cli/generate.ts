@@ -163,6 +163,8 @@ export async function generateCommand(opts: GenerateCommandOptions): Promise<num
     const out: number[] = [];
     let text = "";
     let printed = 0;
+    // Why generation ended, for the summary line: a short answer should not look like a bug.
+    let ended = "--max-new-tokens reached";
     const write = async (s: string) => {
       if (s) await Deno.stdout.write(encoder.encode(s));
     };
@@ -183,10 +185,16 @@ export async function generateCommand(opts: GenerateCommandOptions): Promise<num
       if (opts.ids || !streamer) {
         out.push(id);
         await write(`${out.length > 1 ? " " : ""}${id}`);
-        if (isStop) break;
+        if (isStop) {
+          ended = `stop token ${id}`;
+          break;
+        }
         continue;
       }
-      if (isStop) break;
+      if (isStop) {
+        ended = `stop token ${id}`;
+        break;
+      }
       out.push(id);
       text += streamer.push(id);
       for (const stop of opts.stop) {
@@ -194,6 +202,7 @@ export async function generateCommand(opts: GenerateCommandOptions): Promise<num
         if (at >= 0) {
           await write(text.slice(printed, at));
           printed = text.length;
+          ended = `--stop ${JSON.stringify(stop)}`;
           break steps;
         }
       }
@@ -210,12 +219,13 @@ export async function generateCommand(opts: GenerateCommandOptions): Promise<num
     }
     await write("\n");
     const promptRate = stats.prompt_tokens / (stats.prefill_ms / 1000);
-    const genRate = stats.generated_tokens > 1 ? (stats.generated_tokens - 1) / (stats.decode_ms / 1000) : 0;
+    // The first token comes with the prefill; a rate needs at least two.
+    const n = stats.generated_tokens;
+    const genRate = n > 1 ? ` at ${((n - 1) / (stats.decode_ms / 1000)).toFixed(1)} tokens/s` : "";
     console.error(
       `load ${loadSecs.toFixed(2)} s · prompt ${stats.prompt_tokens} tokens at ${
         promptRate.toFixed(1)
-      } tokens/s · ` +
-        `generated ${stats.generated_tokens} tokens at ${genRate.toFixed(1)} tokens/s`,
+      } tokens/s · generated ${n} token${n === 1 ? "" : "s"}${genRate} · ended: ${ended}`,
     );
     return out;
   } finally {
