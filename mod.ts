@@ -38,6 +38,7 @@ export {
 export { getGpu, Gpu, GpuError, type GpuLimits, type GpuOptions } from "./src/gpu/device.ts";
 export { type AttentionMask, Recorder } from "./src/gpu/ops.ts";
 export { BufferOwner, type WeightChunk, type WeightDtype, WeightStorage } from "./src/gpu/buffers.ts";
+export type { BytesWriter } from "./src/gpu/upload_ring.ts";
 export { Module, Parameter, StackedWeights } from "./src/modules/module.ts";
 export { Linear } from "./src/modules/linear.ts";
 export { RMSNorm } from "./src/modules/rms_norm.ts";

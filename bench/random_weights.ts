@@ -62,8 +62,12 @@ export function randomSource(name: string, shape: number[]): ParamSource {
     dtype: "BF16",
     shape,
     describe: `random ${name}`,
-    read: (rowStart: number, rowCount: number) => {
-      const out = new Uint16Array(rowCount * rowElems);
+    read: (rowStart: number, rowCount: number, into?: Uint8Array) => {
+      const n = rowCount * rowElems;
+      // Into the loader's scratch when it is given (as a checkpoint reader does): nothing allocated per piece.
+      const out = into && into.byteLength >= 2 * n && into.byteOffset % 2 === 0
+        ? new Uint16Array(into.buffer, into.byteOffset, n)
+        : new Uint16Array(n);
       if (scale) {
         fillRandom(out, seed + rowStart, 1);
       } else {
@@ -76,7 +80,7 @@ export function randomSource(name: string, shape: number[]): ParamSource {
           from = 0;
         }
       }
-      return Promise.resolve(new Uint8Array(out.buffer));
+      return Promise.resolve(new Uint8Array(out.buffer, out.byteOffset, out.byteLength));
     },
   };
 }

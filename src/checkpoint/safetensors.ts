@@ -251,12 +251,15 @@ export class SafetensorsFile {
 
   /**
    * Reads bytes `[byteStart, byteStart + byteLength)` of `entry` (relative to the tensor's first byte; the
-   * default is the whole tensor). Only that range is read from disk.
+   * default is the whole tensor). Only that range is read from disk. With `into` (at least `byteLength`
+   * bytes) the bytes land there and a view of it is returned, so a streaming loader allocates nothing per
+   * read.
    */
   read(
     entry: TensorEntry,
     byteStart = 0,
     byteLength: number = entry.byteLength - byteStart,
+    into?: Uint8Array,
   ): Promise<Uint8Array> {
     const file = this.#file;
     if (file === null) return Promise.reject(new Error(`${this.path}: read after close`));
@@ -277,7 +280,9 @@ export class SafetensorsFile {
         ),
       );
     }
-    const out = new Uint8Array(byteLength);
+    const out = into && into.byteLength >= byteLength
+      ? into.subarray(0, byteLength)
+      : new Uint8Array(byteLength);
     const job = this.#queue.then(() => readExact(file, this.path, entry.offset + byteStart, out)).then(() =>
       out
     );
@@ -423,14 +428,14 @@ export class Checkpoint {
   }
 
   /** Reads a byte range of `entry` from its shard; same contract as {@link SafetensorsFile.read}. */
-  read(entry: TensorEntry, byteStart?: number, byteLength?: number): Promise<Uint8Array> {
+  read(entry: TensorEntry, byteStart?: number, byteLength?: number, into?: Uint8Array): Promise<Uint8Array> {
     const f = this.#files.get(entry.file);
     if (f === undefined) {
       return Promise.reject(
         new Error(`${this.dir}: tensor "${entry.name}" is from ${entry.file}, not this checkpoint`),
       );
     }
-    return f.read(entry, byteStart, byteLength);
+    return f.read(entry, byteStart, byteLength, into);
   }
 
   /** Closes every shard. */

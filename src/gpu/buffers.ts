@@ -10,6 +10,7 @@
  * @module
  */
 import { type Gpu, GpuError } from "./device.ts";
+import type { BytesWriter } from "./upload_ring.ts";
 
 /** Storage buffer usage for everything the kernels read or write. */
 export const STORAGE_USAGE: number = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC |
@@ -315,11 +316,17 @@ export class WeightStorage {
    * Writes rows `[rowStart, rowStart + bytes / rowBytes)` from raw little-endian bytes in this weight's
    * dtype; for q8 / q4 that is the piece layout of `quantizeRows` (src/checkpoint/quantize.ts): the
    * packed values of those rows, then their scales, each scattered into its region of the chunks.
+   * `write` does the writes (default: `queue.writeBuffer`; an `UploadRing`'s writer when streaming).
    */
-  writeRows(gpu: Gpu, rowStart: number, bytes: Uint8Array): void {
+  writeRows(
+    gpu: Gpu,
+    rowStart: number,
+    bytes: Uint8Array,
+    write: BytesWriter = (buffer, offset, data) => writeBytes(gpu, buffer, offset, data),
+  ): void {
     const rowBytes = this.rowBytes;
     if (isQuantized(this.dtype)) {
-      writeQuantRows(this, gpu, rowStart, bytes);
+      writeQuantRows(this, rowStart, bytes, write);
       return;
     }
     let row = rowStart;
@@ -328,8 +335,7 @@ export class WeightStorage {
       const chunk = this.chunks.find((c) => row >= c.rowStart && row < c.rowStart + c.rowCount);
       if (!chunk) throw new GpuError(`internal: row ${row} is outside the weight ${this.shape}`);
       const n = Math.min(chunk.rowStart + chunk.rowCount - row, (bytes.byteLength - pos) / rowBytes);
-      writeBytes(
-        gpu,
+      write(
         chunk.buffer,
         (chunk.bufferRow + row - chunk.rowStart) * rowBytes,
         bytes.subarray(pos, pos + n * rowBytes),
@@ -344,7 +350,7 @@ export class WeightStorage {
  * {@link WeightStorage.writeRows} for q8 / q4: the values and the scales of the rows, each into its region of
  * the chunks' buffers (a function, not a method: slices are made without the constructor).
  */
-function writeQuantRows(w: WeightStorage, gpu: Gpu, rowStart: number, bytes: Uint8Array): void {
+function writeQuantRows(w: WeightStorage, rowStart: number, bytes: Uint8Array, write: BytesWriter): void {
   const dtype = w.dtype as "q8" | "q4";
   const rows = bytes.byteLength / w.rowBytes;
   if (!Number.isInteger(rows)) {
@@ -360,15 +366,13 @@ function writeQuantRows(w: WeightStorage, gpu: Gpu, rowStart: number, bytes: Uin
     if (!chunk) throw new GpuError(`internal: row ${row} is outside the weight ${w.shape}`);
     const n = Math.min(chunk.rowStart + chunk.rowCount - row, rows - i);
     const r = chunk.bufferRow + row - chunk.rowStart;
-    writeBytes(
-      gpu,
+    write(
       chunk.buffer,
       QUANT_HEADER_BYTES + r * valueRow,
       bytes.subarray(i * valueRow, (i + n) * valueRow),
     );
     const scaleStart = QUANT_HEADER_BYTES + chunk.bufferRows * valueRow;
-    writeBytes(
-      gpu,
+    write(
       chunk.buffer,
       scaleStart + r * scaleRow,
       scales.subarray(i * scaleRow, (i + n) * scaleRow),

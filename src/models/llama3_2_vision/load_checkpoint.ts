@@ -138,7 +138,8 @@ function decoderSources(
         dtype: entry.dtype,
         shape: entry.shape.length >= 2 ? [rows, ...entry.shape.slice(1)] : entry.shape,
         describe,
-        read: (rowStart, rowCount) => ckpt.read(entry, (rowBase + rowStart) * rowBytes, rowCount * rowBytes),
+        read: (rowStart, rowCount, into) =>
+          ckpt.read(entry, (rowBase + rowStart) * rowBytes, rowCount * rowBytes, into),
       });
     }
   }
