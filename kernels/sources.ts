@@ -12,6 +12,8 @@ import weightQ4 from "./weight_q4.wgsl" with { type: "text" };
 import embedding from "./embedding.wgsl" with { type: "text" };
 import linear from "./linear.wgsl" with { type: "text" };
 import matvec from "./matvec.wgsl" with { type: "text" };
+import matvecQ8 from "./matvec_q8.wgsl" with { type: "text" };
+import quantizeActQ8 from "./quantize_act_q8.wgsl" with { type: "text" };
 import matmul from "./matmul.wgsl" with { type: "text" };
 import rmsNorm from "./rms_norm.wgsl" with { type: "text" };
 import rope from "./rope.wgsl" with { type: "text" };
@@ -43,6 +45,8 @@ export const KERNELS: Record<KernelName, string> = {
   embedding,
   linear,
   matvec,
+  matvec_q8: matvecQ8,
+  quantize_act_q8: quantizeActQ8,
   matmul,
   rms_norm: rmsNorm,
   rope,
@@ -71,6 +75,8 @@ export type KernelName =
   | "embedding"
   | "linear"
   | "matvec"
+  | "matvec_q8"
+  | "quantize_act_q8"
   | "matmul"
   | "rms_norm"
   | "rope"

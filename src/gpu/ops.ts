@@ -12,6 +12,7 @@ import { type Gpu, GpuError } from "./device.ts";
 import {
   bindWindow,
   BufferOwner,
+  QUANT_GROUP,
   type ScratchPool,
   type WeightChunk,
   type WeightDtype,
@@ -263,6 +264,8 @@ export function linear(
   const stride = layout.outStride ?? N;
   const col0 = layout.outCol ?? 0;
   if (bias && col0 !== 0) throw new GpuError("internal: a bias needs the product to start at column 0");
+  // int8 activations for q8 weights, quantized once for all chunks (per token range).
+  let q8x: Q8Activations | null = null;
   for (const chunk of weight.chunks) {
     for (
       const [m0, mc] of ranges(rec.gpu, M, [K * 4, stride * 4], 4 * rec.gpu.limits.maxWorkgroupsPerDimension)
@@ -276,7 +279,12 @@ export function linear(
       if (kernel === "matvec") {
         const xr = { resource: xw.resource, offset: xw.elementOffset };
         const or = { resource: ow.resource, offset: ow.elementOffset, stride, col0 };
-        matvecChunk(rec, weight.dtype, chunk, K, xr, mc, or, { bias, accumulate });
+        if (usesQ8Activations(weight)) {
+          if (q8x?.m0 !== m0) q8x = quantizeActivations(rec, xr, mc, K, m0);
+          matvecChunk(rec, weight.dtype, chunk, K, xr, mc, or, { bias, accumulate, q8: q8x });
+        } else {
+          matvecChunk(rec, weight.dtype, chunk, K, xr, mc, or, { bias, accumulate });
+        }
         continue;
       }
       rec.dispatch(
@@ -347,14 +355,52 @@ export function linearSplit(
     start += o.rows;
     return part;
   });
+  const xr = { resource: x, offset: 0 };
+  const q8 = usesQ8Activations(weight) ? quantizeActivations(rec, xr, M, weight.cols, 0) : undefined;
   for (const chunk of weight.chunks) {
-    matvecChunk(rec, weight.dtype, chunk, weight.cols, { resource: x, offset: 0 }, M, {
+    matvecChunk(rec, weight.dtype, chunk, weight.cols, xr, M, {
       resource: a.buffer,
       offset: 0,
       stride: a.rows,
       col0: 0,
-    }, { split });
+    }, { split, q8 });
   }
+}
+
+/**
+ * Whether decoding products with `weight` run as integer dot products (matvec_q8.wgsl) on int8
+ * activations: q8 weights with rows of whole quantization groups.
+ */
+function usesQ8Activations(weight: WeightStorage): boolean {
+  return weight.dtype === "q8" && weight.cols % QUANT_GROUP === 0;
+}
+
+/** Activations quantized by quantize_act_q8.wgsl: values `[M, K/4]` u32 and scales `[M, K/32]` f32. */
+interface Q8Activations {
+  /** First token of the range they hold. */
+  m0: number;
+  values: GPUBuffer;
+  scales: GPUBuffer;
+}
+
+/** Quantizes `M` tokens of `x` (bound resource, element offset) to int8 groups of 32 in scratch buffers. */
+function quantizeActivations(
+  rec: Recorder,
+  x: { resource: GPUBuffer | GPUBufferBinding; offset: number },
+  M: number,
+  K: number,
+  m0: number,
+): Q8Activations {
+  const values = rec.scratch(Math.max(16, M * K), "q8 activations");
+  const scales = rec.scratch(Math.max(16, (M * K / QUANT_GROUP) * 4), "q8 activation scales");
+  rec.dispatch(
+    "quantize_act_q8",
+    undefined,
+    [x.resource, values, scales],
+    pack("uuu", [M, K, x.offset]),
+    grid(rec.gpu, (M * K) / QUANT_GROUP),
+  );
+  return { m0, values, scales };
 }
 
 /**
@@ -375,16 +421,19 @@ function matvecChunk(
     bias?: GPUBuffer | null;
     accumulate?: boolean;
     split?: { start: number; buffer: GPUBuffer; stride: number }[];
+    /** int8 activations of `x` (q8 weights only): matvec_q8.wgsl instead of matvec.wgsl. */
+    q8?: Q8Activations;
   },
 ): void {
   const split = opts.split ?? [];
   const [b, c] = split;
+  const q8 = opts.q8;
   rec.dispatch(
-    "matvec",
-    dtype,
+    q8 ? "matvec_q8" : "matvec",
+    q8 ? undefined : dtype,
     [
       chunk.buffer,
-      x.resource,
+      ...(q8 ? [q8.values, q8.scales] : [x.resource]),
       out.resource,
       opts.bias ?? rec.dummy,
       b ? b.buffer : rec.dummyOutput(0),

@@ -85,6 +85,28 @@ export function embeddingRef(
   return out;
 }
 
+/**
+ * quantize_act_q8.wgsl: each group of 32 values of `x` (f32) as int8 `q = round(x · 127 / max|x|)` (ties
+ * to even, as WGSL's round) times the group's scale `max|x| / 127`; returns those dequantized values.
+ */
+export function quantizeActivationsRef(x: Float32Array): Float32Array {
+  const f = Math.fround;
+  const out = new Float32Array(x.length);
+  for (let g = 0; g < x.length; g += 32) {
+    let mx = 0;
+    for (let i = g; i < g + 32; i++) mx = Math.max(mx, Math.abs(x[i]));
+    const s = f(mx / 127);
+    const inv = mx > 0 ? f(127 / mx) : 0;
+    for (let i = g; i < g + 32; i++) {
+      const v = f(x[i] * inv);
+      let q = Math.round(v);
+      if (Math.abs(v % 1) === 0.5 && q % 2 !== 0) q -= 1; // Math.round takes ties up; WGSL to even
+      out[i] = q * s;
+    }
+  }
+  return out;
+}
+
 /** `x[M, K] · W[N, K]ᵀ`. */
 export function linearRef(
   x: ArrayLike<number>,
