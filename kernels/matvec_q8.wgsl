@@ -6,9 +6,10 @@
 // largest value per element) is the price; README "Quantized weights" gives the resulting errors.
 // Weights (src/gpu/buffers.ts, WeightStorage, q8): word 0 the word offset S of the scales; from vec4 1
 // the values, row-major, 16 per vec4<u32>; from word S the f32 scales, one per row and group.
-// Needs K % 32 == 0. Same params, outputs, split and accumulate rules as matvec.wgsl.
-// Bindings: 0 weight (one row-chunk), 1 xq vec4<u32> [M, K/16], 2 xs f32 [M, K/32], 3 out f32
-// [M, out_stride] (window), 4 bias f32, 5 out_b, 6 out_c, 7 params.
+// Needs K % 32 == 0 and K ≤ 14336. Same params, outputs, split and accumulate rules as matvec.wgsl.
+// Bindings: as matvec.wgsl: 0 weight (one row-chunk), 1 x vec4<f32> [M, K/4] (window), 2 out f32
+// [M, out_stride] (window), 3 bias f32, 4 out_b, 5 out_c, 6 params. The workgroup first quantizes its
+// token's x (quantize_act_q8.wgsl, appended).
 // Workgroups: 64 invocations along x, 8 rows each; y = token; K/32 loop iterations.
 struct Params {
   M: u32,
@@ -28,13 +29,12 @@ struct Params {
 }
 
 @group(0) @binding(0) var<storage, read> weight: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read> xq: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read> xs: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
-@group(0) @binding(4) var<storage, read> bias: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out_b: array<f32>;
-@group(0) @binding(6) var<storage, read_write> out_c: array<f32>;
-@group(0) @binding(7) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out_b: array<f32>;
+@group(0) @binding(5) var<storage, read_write> out_c: array<f32>;
+@group(0) @binding(6) var<uniform> p: Params;
 
 // One row's group: 32 products of int8 (two vec4<u32> of weights from vec4 index w) with a, b, times the
 // row's scale (word s) and the activations' scale sx.
@@ -47,10 +47,11 @@ fn group_dot(w: u32, s: u32, a: vec4<u32>, b: vec4<u32>, sx: f32) -> f32 {
 }
 
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let n_base = gid.x * 8u;
   let m = gid.y;
-  if (n_base >= p.rows || m >= p.M) {
+  quantize_activations((p.x_off + m * p.K) / 4u, p.K, lid);
+  if (n_base >= p.rows) {
     return;
   }
   let last = p.rows - 1u;
@@ -65,13 +66,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   let wb = 1u + rb * (p.K / 16u);
   let sa = s0 + ra * groups;
   let sb = s0 + rb * groups;
-  let xb = m * (p.K / 16u);
   var acc_a = vec4<f32>(0.0);
   var acc_b = vec4<f32>(0.0);
   for (var g = 0u; g < groups; g++) {
-    let a = xq[xb + 2u * g];
-    let b = xq[xb + 2u * g + 1u];
-    let sx = xs[m * groups + g];
+    let a = act_q[2u * g];
+    let b = act_q[2u * g + 1u];
+    let sx = act_s[g];
     let w2 = 2u * g;
     acc_a += vec4<f32>(
       group_dot(wa.x + w2, sa.x + g, a, b, sx),

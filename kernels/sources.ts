@@ -13,6 +13,7 @@ import embedding from "./embedding.wgsl" with { type: "text" };
 import linear from "./linear.wgsl" with { type: "text" };
 import matvec from "./matvec.wgsl" with { type: "text" };
 import matvecQ8 from "./matvec_q8.wgsl" with { type: "text" };
+import matvecQ4 from "./matvec_q4.wgsl" with { type: "text" };
 import quantizeActQ8 from "./quantize_act_q8.wgsl" with { type: "text" };
 import matmul from "./matmul.wgsl" with { type: "text" };
 import rmsNorm from "./rms_norm.wgsl" with { type: "text" };
@@ -37,6 +38,9 @@ import stridedCopy from "./strided_copy.wgsl" with { type: "text" };
 import softmaxRows from "./softmax_rows.wgsl" with { type: "text" };
 import attentionMask from "./attention_mask.wgsl" with { type: "text" };
 
+/** A kernel followed by `quantize_activations` (quantize_act_q8.wgsl), which it calls. */
+const withInt8Activations = (source: string): string => `${source}\n${quantizeActQ8}`;
+
 /** A kernel followed by the attention mask function `allowed` (attention_mask.wgsl) it calls. */
 const withMask = (source: string): string => `${source}\n${attentionMask}`;
 
@@ -45,8 +49,8 @@ export const KERNELS: Record<KernelName, string> = {
   embedding,
   linear,
   matvec,
-  matvec_q8: matvecQ8,
-  quantize_act_q8: quantizeActQ8,
+  matvec_q8: withInt8Activations(matvecQ8),
+  matvec_q4: withInt8Activations(matvecQ4),
   matmul,
   rms_norm: rmsNorm,
   rope,
@@ -76,7 +80,7 @@ export type KernelName =
   | "linear"
   | "matvec"
   | "matvec_q8"
-  | "quantize_act_q8"
+  | "matvec_q4"
   | "matmul"
   | "rms_norm"
   | "rope"

@@ -196,8 +196,10 @@ async function checkStacked(
       for (const p of parts) linear(rec, p.w, x, M, p.out);
       if (M < 4) linearSplit(rec, stack, x, M, parts.map((p, i) => ({ buffer: p.split, rows: sizes[i] })));
     });
-    // Decoding with q8 weights rounds the activations to int8 groups too (matvec_q8.wgsl).
-    const xUsed = dtype === "q8" && M < 4 && K % 32 === 0 ? quantizeActivationsRef(xv) : xv;
+    // Decoding with q8 / q4 weights rounds the activations to int8 groups too (matvec_q8 / q4.wgsl).
+    const xUsed = (dtype === "q8" || dtype === "q4") && M < 4 && K % 32 === 0 && K <= 14336
+      ? quantizeActivationsRef(xv)
+      : xv;
     for (const [i, p] of parts.entries()) {
       const ref = linearRef(xUsed, p.values, M, K, sizes[i]);
       const name = `stacked ${dtype} M=${M} K=${K} part ${i} of [${sizes}]`;

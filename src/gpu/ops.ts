@@ -264,8 +264,9 @@ export function linear(
   const stride = layout.outStride ?? N;
   const col0 = layout.outCol ?? 0;
   if (bias && col0 !== 0) throw new GpuError("internal: a bias needs the product to start at column 0");
-  // int8 activations for q8 weights, quantized once for all chunks (per token range).
-  let q8x: Q8Activations | null = null;
+  // int8 activations for quantized weights when decoding. Decided on M, not on each range's tokens, so
+  // that results do not depend on the binding limits.
+  const int8 = usesInt8Activations(rec.gpu, weight) && M < MATVEC_MAX_TOKENS;
   for (const chunk of weight.chunks) {
     for (
       const [m0, mc] of ranges(rec.gpu, M, [K * 4, stride * 4], 4 * rec.gpu.limits.maxWorkgroupsPerDimension)
@@ -279,12 +280,7 @@ export function linear(
       if (kernel === "matvec") {
         const xr = { resource: xw.resource, offset: xw.elementOffset };
         const or = { resource: ow.resource, offset: ow.elementOffset, stride, col0 };
-        if (usesQ8Activations(weight)) {
-          if (q8x?.m0 !== m0) q8x = quantizeActivations(rec, xr, mc, K, m0);
-          matvecChunk(rec, weight.dtype, chunk, K, xr, mc, or, { bias, accumulate, q8: q8x });
-        } else {
-          matvecChunk(rec, weight.dtype, chunk, K, xr, mc, or, { bias, accumulate });
-        }
+        matvecChunk(rec, weight.dtype, chunk, K, xr, mc, or, { bias, accumulate, int8 });
         continue;
       }
       rec.dispatch(
@@ -355,53 +351,30 @@ export function linearSplit(
     start += o.rows;
     return part;
   });
-  const xr = { resource: x, offset: 0 };
-  const q8 = usesQ8Activations(weight) ? quantizeActivations(rec, xr, M, weight.cols, 0) : undefined;
+  const int8 = usesInt8Activations(rec.gpu, weight);
   for (const chunk of weight.chunks) {
-    matvecChunk(rec, weight.dtype, chunk, weight.cols, xr, M, {
+    matvecChunk(rec, weight.dtype, chunk, weight.cols, { resource: x, offset: 0 }, M, {
       resource: a.buffer,
       offset: 0,
       stride: a.rows,
       col0: 0,
-    }, { split, q8 });
+    }, { split, int8 });
   }
 }
 
 /**
- * Whether decoding products with `weight` run as integer dot products (matvec_q8.wgsl) on int8
- * activations: q8 weights with rows of whole quantization groups.
+ * Whether decoding products with `weight` run as integer dot products on int8 activations
+ * (matvec_q8.wgsl, matvec_q4.wgsl): quantized weights (whose rows are whole quantization groups).
  */
-function usesQ8Activations(weight: WeightStorage): boolean {
-  return weight.dtype === "q8" && weight.cols % QUANT_GROUP === 0;
+function usesInt8Activations(gpu: Gpu, weight: WeightStorage): boolean {
+  return (weight.dtype === "q8" || weight.dtype === "q4") && weight.cols % QUANT_GROUP === 0 &&
+    weight.cols <= MAX_INT8_K && gpu.limits.maxWorkgroupStorageBytes >= INT8_WORKGROUP_BYTES;
 }
 
-/** Activations quantized by quantize_act_q8.wgsl: values `[M, K/4]` u32 and scales `[M, K/32]` f32. */
-interface Q8Activations {
-  /** First token of the range they hold. */
-  m0: number;
-  values: GPUBuffer;
-  scales: GPUBuffer;
-}
-
-/** Quantizes `M` tokens of `x` (bound resource, element offset) to int8 groups of 32 in scratch buffers. */
-function quantizeActivations(
-  rec: Recorder,
-  x: { resource: GPUBuffer | GPUBufferBinding; offset: number },
-  M: number,
-  K: number,
-  m0: number,
-): Q8Activations {
-  const values = rec.scratch(Math.max(16, M * K), "q8 activations");
-  const scales = rec.scratch(Math.max(16, (M * K / QUANT_GROUP) * 4), "q8 activation scales");
-  rec.dispatch(
-    "quantize_act_q8",
-    undefined,
-    [x.resource, values, scales],
-    pack("uuu", [M, K, x.offset]),
-    grid(rec.gpu, (M * K) / QUANT_GROUP),
-  );
-  return { m0, values, scales };
-}
+/** The longest rows whose activations quantize_act_q8.wgsl holds in workgroup memory (Llama's 14,336). */
+const MAX_INT8_K = 14336;
+/** Workgroup memory of quantize_act_q8.wgsl: the int8 values and a scale per group of 32. */
+const INT8_WORKGROUP_BYTES = MAX_INT8_K + (MAX_INT8_K / QUANT_GROUP) * 4;
 
 /**
  * One matvec.wgsl dispatch over `chunk` for `M` tokens of `x` (bound resource, element offset): product
@@ -421,19 +394,18 @@ function matvecChunk(
     bias?: GPUBuffer | null;
     accumulate?: boolean;
     split?: { start: number; buffer: GPUBuffer; stride: number }[];
-    /** int8 activations of `x` (q8 weights only): matvec_q8.wgsl instead of matvec.wgsl. */
-    q8?: Q8Activations;
+    /** q8 / q4 weights only: int8 activations and integer dot products (matvec_q8.wgsl / matvec_q4.wgsl). */
+    int8?: boolean;
   },
 ): void {
   const split = opts.split ?? [];
   const [b, c] = split;
-  const q8 = opts.q8;
   rec.dispatch(
-    q8 ? "matvec_q8" : "matvec",
-    q8 ? undefined : dtype,
+    opts.int8 ? (dtype === "q4" ? "matvec_q4" : "matvec_q8") : "matvec",
+    opts.int8 ? undefined : dtype,
     [
       chunk.buffer,
-      ...(q8 ? [q8.values, q8.scales] : [x.resource]),
+      x.resource,
       out.resource,
       opts.bias ?? rec.dummy,
       b ? b.buffer : rec.dummyOutput(0),
