@@ -188,13 +188,23 @@ export class Gpu {
     return this.device.lost;
   }
 
+  /**
+   * `work` (a map, a queue wait), or the device-loss error if the device is lost first: a lost device
+   * never settles such promises, and waiting on them would hang.
+   */
+  async unlessLost<T>(work: Promise<T>): Promise<T> {
+    const lost = this.lost.then(() => Promise.reject(this.lostError));
+    // Whichever loses the race must not surface as an unhandled rejection.
+    lost.catch(() => {});
+    return await Promise.race([work, lost]);
+  }
+
   /** Waits until the queue has executed everything submitted so far (and released its upload staging). */
   async drain(): Promise<void> {
     // An empty submission flushes the data staged by queue.writeBuffer; without it the staging of a
     // whole checkpoint upload would pile up in host memory until the first real submission.
     this.device.queue.submit([]);
-    const lost = this.lost.then(() => Promise.reject(this.lostError));
-    await Promise.race([this.device.queue.onSubmittedWorkDone(), lost]);
+    await this.unlessLost(this.device.queue.onSubmittedWorkDone());
     await this.checkErrors();
   }
 

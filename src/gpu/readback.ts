@@ -31,9 +31,8 @@ export class Readback {
   async read(): Promise<Uint8Array> {
     const gpu = this.#gpu;
     try {
-      const lost = gpu.lost.then(() => Promise.reject(gpu.lostError));
       try {
-        await Promise.race([this.#buffer.mapAsync(GPUMapMode.READ), lost]);
+        await gpu.unlessLost(this.#buffer.mapAsync(GPUMapMode.READ));
       } catch (e) {
         await gpu.checkErrors();
         await new Promise((r) => setTimeout(r, 0));

@@ -17,8 +17,8 @@ export type BytesWriter = (buffer: GPUBuffer, byteOffset: number, data: Uint8Arr
 
 interface Slot {
   buffer: GPUBuffer;
-  /** The pending re-map after the slot's copies were submitted. */
-  mapped: Promise<void> | null;
+  /** Settles when the slot is mapped for writing (again, after its copies were submitted). */
+  mapped: Promise<void>;
 }
 
 /** A ring of `slots` staging buffers of `slotBytes` each; see the module comment. */
@@ -136,13 +136,9 @@ export class UploadRing {
           mappedAtCreation: true,
         })
       );
-      slot = this.#slots[this.#current] = { buffer, mapped: null };
+      slot = this.#slots[this.#current] = { buffer, mapped: Promise.resolve() };
     } else {
-      // Raced with device loss, so a lost device is an error that says so rather than a hang.
-      const lost = this.gpu.lost.then(() => Promise.reject(this.gpu.lostError));
-      lost.catch(() => {});
-      await Promise.race([slot.mapped, lost]);
-      slot.mapped = null;
+      await this.gpu.unlessLost(slot.mapped);
     }
     this.#view = new Uint8Array(slot.buffer.getMappedRange());
   }
