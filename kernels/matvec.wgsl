@@ -7,38 +7,9 @@
 // K % 16 != 0) and 4 activations per load (x as vec4), x
 // once per 8 rows (8 rows measured 16% faster than 4 on llvmpipe, 16 slower: register spills).
 // Needs K % 8 == 0 and x_off % 4 == 0 (ops.ts falls back to linear.wgsl otherwise).
-// Bindings: 0 weight (snippet), 1 x vec4<f32> [M, K/4] (window), 2 out f32 [M, out_stride] (window),
-// 3 bias f32 [out_stride] (unused when has_bias = 0), 4 out_b f32 [M, stride_b], 5 out_c f32 [M, stride_c],
-// 6 params.
-// With accumulate = 1 the result is added to out (a residual connection folded into the projection).
-// w_row0: the chunk's first row within its buffer (a weight sharing its buffer with others, see
-// WeightStorage.slice).
-// Split outputs (q, k and v, or w1 and w3, as one weight): weight rows from split_b go to out_b and from
-// split_c to out_c (row split_b is column 0 of out_b); unsplit products set both past the last row.
+// Bindings: 0 weight (snippet); 1…6 and the parameters, the bias, accumulate and split rules in
+// matvec_common.wgsl (appended).
 // Workgroups: 64 invocations along x (512 rows per workgroup), y = token; K/16 (or K/8) loop iterations.
-struct Params {
-  M: u32,
-  K: u32,
-  rows: u32,
-  out_stride: u32,
-  n0: u32,
-  x_off: u32,
-  out_off: u32,
-  has_bias: u32,
-  accumulate: u32,
-  w_row0: u32,
-  split_b: u32,
-  split_c: u32,
-  stride_b: u32,
-  stride_c: u32,
-}
-
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out_b: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out_c: array<f32>;
-@group(0) @binding(6) var<uniform> p: Params;
 
 // Four rows' 16 products with the activations x[k..k+15] = (a, b, c, e), each row's scale applied once
 // (q8 / q4; 1.0, folded away, for float weights). `rows` holds the four rows' flat start indices + k.
@@ -76,10 +47,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (n_base >= p.rows || m >= p.M) {
     return;
   }
-  let last = p.rows - 1u;
-  // Weight row starts of the invocation's rows (past the last row: the last row again, not stored).
-  let wa = (vec4<u32>(n_base, min(n_base + 1u, last), min(n_base + 2u, last), min(n_base + 3u, last)) + p.w_row0) * p.K;
-  let wb = (vec4<u32>(min(n_base + 4u, last), min(n_base + 5u, last), min(n_base + 6u, last), min(n_base + 7u, last)) + p.w_row0) * p.K;
+  // Flat index of the invocation's weight rows.
+  let rows = matvec_rows(n_base);
+  let wa = rows.a * p.K;
+  let wb = rows.b * p.K;
   let xb = (p.x_off + m * p.K) / 4u;
   var acc_a = vec4<f32>(0.0);
   var acc_b = vec4<f32>(0.0);
@@ -99,21 +70,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     acc_a += dot4x8(wa + k, a, b);
     acc_b += dot4x8(wb + k, a, b);
   }
-  let n_valid = min(8u, p.rows - n_base);
-  let row = p.out_off + m * p.out_stride + p.n0 + n_base;
-  for (var j = 0u; j < n_valid; j++) {
-    let y = select(acc_b[j & 3u], acc_a[j & 3u], j < 4u);
-    let g = p.n0 + n_base + j;
-    if (g >= p.split_c) {
-      out_c[m * p.stride_c + g - p.split_c] = y;
-    } else if (g >= p.split_b) {
-      out_b[m * p.stride_b + g - p.split_b] = y;
-    } else {
-      var bv = 0.0;
-      if (p.has_bias != 0u) {
-        bv = bias[g];
-      }
-      out[row + j] = y + bv + select(0.0, out[row + j], p.accumulate != 0u);
-    }
-  }
+  matvec_store(m, n_base, acc_a, acc_b);
 }

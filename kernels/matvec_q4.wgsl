@@ -7,35 +7,12 @@
 // this reads one vec4 per 32 weights and unpacks nothing to f32.
 // Weights (src/gpu/buffers.ts, WeightStorage, q4): word 0 the word offset S of the scales; from vec4 1
 // the values, row-major, one group (32) per vec4<u32>; from word S the f32 scales, one per row and group.
-// Needs K % 32 == 0 and K ≤ 14336. Same params, outputs, split and accumulate rules as matvec.wgsl.
-// Bindings: as matvec.wgsl: 0 weight (one row-chunk), 1 x vec4<f32> [M, K/4] (window), 2 out f32
-// [M, out_stride] (window), 3 bias f32, 4 out_b, 5 out_c, 6 params. The workgroup first quantizes its
-// token's x (quantize_act_q8.wgsl, appended).
+// Needs K % 32 == 0 and K ≤ 14336. Bindings: 0 weight (one row-chunk); 1…6 and the parameters, outputs,
+// split and accumulate rules as matvec.wgsl (matvec_common.wgsl, appended). The workgroup first
+// quantizes its token's x (quantize_act_q8.wgsl, appended).
 // Workgroups: 64 invocations along x, 8 rows each; y = token; K/32 loop iterations.
-struct Params {
-  M: u32,
-  K: u32,
-  rows: u32,
-  out_stride: u32,
-  n0: u32,
-  x_off: u32,
-  out_off: u32,
-  has_bias: u32,
-  accumulate: u32,
-  w_row0: u32,
-  split_b: u32,
-  split_c: u32,
-  stride_b: u32,
-  stride_c: u32,
-}
 
 @group(0) @binding(0) var<storage, read> weight: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> out_b: array<f32>;
-@group(0) @binding(5) var<storage, read_write> out_c: array<f32>;
-@group(0) @binding(6) var<uniform> p: Params;
 
 // Activations of one group in the order of the q4 nibbles: even elements (e) and odd ones (o), four
 // words each, from the eight words of x in element order.
@@ -70,18 +47,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
   if (n_base >= p.rows) {
     return;
   }
-  let last = p.rows - 1u;
   let groups = p.K / 32u;
   let s0 = weight[0].x;
-  // Rows of the invocation (past the last row: the last row again, not stored), as vec4 index of their
-  // values and word index of their scales.
-  let ra = vec4<u32>(n_base, min(n_base + 1u, last), min(n_base + 2u, last), min(n_base + 3u, last)) + p.w_row0;
-  let rb = vec4<u32>(min(n_base + 4u, last), min(n_base + 5u, last), min(n_base + 6u, last), min(n_base + 7u, last)) +
-    p.w_row0;
-  let wa = 1u + ra * groups;
-  let wb = 1u + rb * groups;
-  let sa = s0 + ra * groups;
-  let sb = s0 + rb * groups;
+  // The invocation's rows as vec4 index of their values and word index of their scales.
+  let rows = matvec_rows(n_base);
+  let wa = 1u + rows.a * groups;
+  let wb = 1u + rows.b * groups;
+  let sa = s0 + rows.a * groups;
+  let sb = s0 + rows.b * groups;
   var acc_a = vec4<f32>(0.0);
   var acc_b = vec4<f32>(0.0);
   for (var g = 0u; g < groups; g++) {
@@ -110,21 +83,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
       group_dot(wb.w + g, sb.w + g, x, offset, sx),
     );
   }
-  let n_valid = min(8u, p.rows - n_base);
-  let row = p.out_off + m * p.out_stride + p.n0 + n_base;
-  for (var j = 0u; j < n_valid; j++) {
-    let y = select(acc_b[j & 3u], acc_a[j & 3u], j < 4u);
-    let g = p.n0 + n_base + j;
-    if (g >= p.split_c) {
-      out_c[m * p.stride_c + g - p.split_c] = y;
-    } else if (g >= p.split_b) {
-      out_b[m * p.stride_b + g - p.split_b] = y;
-    } else {
-      var bv = 0.0;
-      if (p.has_bias != 0u) {
-        bv = bias[g];
-      }
-      out[row + j] = y + bv + select(0.0, out[row + j], p.accumulate != 0u);
-    }
-  }
+  matvec_store(m, n_base, acc_a, acc_b);
 }

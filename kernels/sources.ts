@@ -12,6 +12,7 @@ import weightQ4 from "./weight_q4.wgsl" with { type: "text" };
 import embedding from "./embedding.wgsl" with { type: "text" };
 import linear from "./linear.wgsl" with { type: "text" };
 import matvec from "./matvec.wgsl" with { type: "text" };
+import matvecCommon from "./matvec_common.wgsl" with { type: "text" };
 import matvecQ8 from "./matvec_q8.wgsl" with { type: "text" };
 import matvecQ4 from "./matvec_q4.wgsl" with { type: "text" };
 import quantizeActQ8 from "./quantize_act_q8.wgsl" with { type: "text" };
@@ -38,8 +39,11 @@ import stridedCopy from "./strided_copy.wgsl" with { type: "text" };
 import softmaxRows from "./softmax_rows.wgsl" with { type: "text" };
 import attentionMask from "./attention_mask.wgsl" with { type: "text" };
 
-/** A kernel followed by `quantize_activations` (quantize_act_q8.wgsl), which it calls. */
-const withInt8Activations = (source: string): string => `${source}\n${quantizeActQ8}`;
+/** A matrix-vector kernel followed by its parameters, bindings 1…6 and stores (matvec_common.wgsl). */
+const withMatvecCommon = (source: string): string => `${source}\n${matvecCommon}`;
+
+/** A matrix-vector kernel for quantized weights, plus `quantize_activations` (quantize_act_q8.wgsl). */
+const withInt8Activations = (source: string): string => `${withMatvecCommon(source)}\n${quantizeActQ8}`;
 
 /** A kernel followed by the attention mask function `allowed` (attention_mask.wgsl) it calls. */
 const withMask = (source: string): string => `${source}\n${attentionMask}`;
@@ -48,7 +52,7 @@ const withMask = (source: string): string => `${source}\n${attentionMask}`;
 export const KERNELS: Record<KernelName, string> = {
   embedding,
   linear,
-  matvec,
+  matvec: withMatvecCommon(matvec),
   matvec_q8: withInt8Activations(matvecQ8),
   matvec_q4: withInt8Activations(matvecQ4),
   matmul,
