@@ -36,6 +36,7 @@ import {
   rmsNormRef,
   Rng,
   ropeRef,
+  roundsActivations,
   swigluRef,
 } from "./helpers/reference.ts";
 
@@ -197,9 +198,7 @@ async function checkStacked(
       if (M < 4) linearSplit(rec, stack, x, M, parts.map((p, i) => ({ buffer: p.split, rows: sizes[i] })));
     });
     // Decoding with q8 / q4 weights rounds the activations to int8 groups too (matvec_q8 / q4.wgsl).
-    const xUsed = (dtype === "q8" || dtype === "q4") && M < 4 && K % 32 === 0 && K <= 14336
-      ? quantizeActivationsRef(xv)
-      : xv;
+    const xUsed = roundsActivations(dtype, M, K) ? quantizeActivationsRef(xv) : xv;
     for (const [i, p] of parts.entries()) {
       const ref = linearRef(xUsed, p.values, M, K, sizes[i]);
       const name = `stacked ${dtype} M=${M} K=${K} part ${i} of [${sizes}]`;

@@ -20,7 +20,14 @@ import {
 } from "../src/checkpoint/quantize.ts";
 import type { TransformerDecoder } from "../src/modules/transformer_decoder.ts";
 import { gpuTest, readF32, record, testGpu, withOwner } from "./helpers/gpu.ts";
-import { assertClose, embeddingRef, linearRef, quantizeActivationsRef, Rng } from "./helpers/reference.ts";
+import {
+  assertClose,
+  embeddingRef,
+  linearRef,
+  quantizeActivationsRef,
+  Rng,
+  roundsActivations,
+} from "./helpers/reference.ts";
 import { checkpointDir, loadDecoder } from "./helpers/checkpoints.ts";
 import { argmaxRow, fixtureDir, type GoldenTensor, maxAbsDiff, readGolden } from "./helpers/golden.ts";
 
@@ -204,8 +211,7 @@ async function checkLinear(gpu: Gpu, dtype: QuantDtype, M: number, K: number, N:
     record(gpu, (rec) => linear(rec, weight, x, M, out, bias));
     const got = await readF32(gpu, out, M * N);
     // Decoding with q8 / q4 weights (few tokens) rounds the activations to int8 groups too (matvec_q8 / q4.wgsl).
-    const int8Activations = (dtype === "q8" || dtype === "q4") && M < 4 && K % 32 === 0 && K <= 14336;
-    const xUsed = int8Activations ? quantizeActivationsRef(xv) : xv;
+    const xUsed = roundsActivations(dtype, M, K) ? quantizeActivationsRef(xv) : xv;
     const ref = linearRef(xUsed, values, M, K, N).map((v, i) => v + bv[i % N]);
     assertClose(`linear ${dtype} M=${M} K=${K} N=${N}`, got, ref, 1e-5);
   });

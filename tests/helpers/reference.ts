@@ -107,6 +107,14 @@ export function quantizeActivationsRef(x: Float32Array): Float32Array {
   return out;
 }
 
+/**
+ * Whether `linear` rounds its input to int8 (quantize_act_q8.wgsl) for a `dtype` weight with rows of `K`
+ * and `M` tokens: decoding (fewer than 4 tokens) with q8 / q4 weights, rows of at most 14,336.
+ */
+export function roundsActivations(dtype: string, M: number, K: number): boolean {
+  return (dtype === "q8" || dtype === "q4") && M < 4 && K % 32 === 0 && K <= 14336;
+}
+
 /** `x[M, K] · W[N, K]ᵀ`. */
 export function linearRef(
   x: ArrayLike<number>,
