@@ -59,3 +59,19 @@ gpuTest("UploadRing: more than a slot is refused; writes past the reservation ar
     }
   });
 });
+
+gpuTest("UploadRing: bytes filled in through free() land like written ones", async () => {
+  const gpu = await testGpu();
+  await withOwner(gpu, async (owner) => {
+    const buffer = owner.storage(64, "x");
+    const ring = new UploadRing(gpu, 32, 2);
+    assert.ok(await ring.reserve(12));
+    const space = ring.free(6);
+    space.set([9, 8, 7, 6, 5, 4]);
+    ring.write(buffer, 8, space);
+    assert.throws(() => ring.free(8), /past what reserve\(\) made room for/);
+    await ring.finish();
+    const got = bytesOf(await readF32(gpu, buffer, 4));
+    assert.deepEqual([...got], [0, 0, 0, 0, 0, 0, 0, 0, 9, 8, 7, 6, 5, 4, 0, 0]);
+  });
+});

@@ -112,7 +112,7 @@ export async function uploadParameters(
   const converter = new WeightConverter();
   // A slot holds a whole piece plus the padding of its writes.
   const ring = new UploadRing(gpu, PIECE_BYTES + SLOT_SLACK, RING_SLOTS);
-  let scratch = new Uint8Array(PIECE_BYTES);
+  let scratch = new Uint8Array(0);
   let done = 0, sinceDrain = 0;
   // Through the ring when the piece fits a slot, else through writeBuffer with a drain now and then.
   const write = async (storage: WeightStorage, row: number, bytes: Uint8Array) => {
@@ -152,6 +152,12 @@ export async function uploadParameters(
           for (let r = 0; r < chunk.rowCount; r += per) {
             const n = Math.min(per, chunk.rowCount - r);
             const bytes = n * rowBytes;
+            if (!convert && await ring.reserve(bytes + SLOT_SLACK)) {
+              // Stored as read: straight from the file into the staging slot, with no copy on the host.
+              const raw = await src.read(chunk.rowStart + r, n, ring.free(bytes));
+              storage.writeRows(gpu, chunk.rowStart + r, raw, ring.write);
+              continue;
+            }
             if (scratch.byteLength < bytes) scratch = new Uint8Array(bytes);
             const raw = await src.read(chunk.rowStart + r, n, scratch);
             await write(storage, chunk.rowStart + r, convert ? convert(raw) : raw);

@@ -63,6 +63,17 @@ export class UploadRing {
   }
 
   /**
+   * The next `bytes` of the current slot, after a {@link reserve} of at least that many: bytes filled in
+   * there (a file read straight into it) and then passed to {@link write} are not copied again.
+   */
+  free(bytes: number): Uint8Array {
+    if (this.#view === null || this.#used + bytes > this.#reserved) {
+      throw new GpuError("internal: UploadRing.free past what reserve() made room for");
+    }
+    return this.#view.subarray(this.#used, this.#used + bytes);
+  }
+
+  /**
    * Stages `data` for `buffer` at `byteOffset` within the last {@link reserve}: a {@link BytesWriter}.
    * The copy happens on the GPU when the slot is full or at {@link flush}.
    */
@@ -73,7 +84,10 @@ export class UploadRing {
     }
     if (byteOffset % 4 !== 0) throw new GpuError("internal: UploadRing.write needs a 4-byte aligned offset");
     if (padded === 0) return;
-    this.#view.set(data, this.#used);
+    // Bytes already in place (filled through free()) stay where they are.
+    if (data.buffer !== this.#view.buffer || data.byteOffset !== this.#view.byteOffset + this.#used) {
+      this.#view.set(data, this.#used);
+    }
     this.#view.fill(0, this.#used + data.byteLength, this.#used + padded);
     this.#encoder ??= this.gpu.device.createCommandEncoder({ label: "upload ring" });
     this.#encoder.copyBufferToBuffer(
