@@ -28,6 +28,7 @@ import attentionCombine from "./attention_combine.wgsl" with { type: "text" };
 import swiglu from "./swiglu.wgsl" with { type: "text" };
 import gatedResidual from "./gated_residual.wgsl" with { type: "text" };
 import sample from "./sample.wgsl" with { type: "text" };
+import argmax from "./argmax.wgsl" with { type: "text" };
 import layerNorm from "./layer_norm.wgsl" with { type: "text" };
 import gelu from "./gelu.wgsl" with { type: "text" };
 import patchify from "./patchify.wgsl" with { type: "text" };
@@ -67,6 +68,7 @@ export const KERNELS: Record<KernelName, string> = {
   swiglu,
   gated_residual: gatedResidual,
   sample,
+  argmax,
   layer_norm: layerNorm,
   gelu,
   patchify,
@@ -97,6 +99,7 @@ export type KernelName =
   | "swiglu"
   | "gated_residual"
   | "sample"
+  | "argmax"
   | "layer_norm"
   | "gelu"
   | "patchify"

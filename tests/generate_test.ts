@@ -166,10 +166,49 @@ Deno.test("sampler distribution: temperature, top_k (ties survive), top_p, greed
   }
   const pp = softmax(logits.map((v, i) => p[i] >= cut ? v : -Infinity));
   assertDistribution(await draw(logits, N, { temperature: 1, top_p: 0.8, seed: 4 }), pp, "top_p=0.8");
+  // A nucleus smaller than the largest probability keeps only the largest logit.
+  assert.equal((await draw(logits, 200, { temperature: 1, top_p: 1e-6, seed: 5 }))[5], 200);
+  // top_k, then top_p over the renormalised survivors: of pk, the largest (id 5) and next (id 0)
+  // reach 0.75 only together.
+  const pkSorted = [...pk].sort((a, b) => b - a);
+  assert.ok(pkSorted[0] < 0.75 && pkSorted[0] + pkSorted[1] >= 0.75);
+  const pkp = softmax(logits.map((v, i) => pk[i] >= pkSorted[1] ? v : -Infinity));
+  assertDistribution(
+    await draw(logits, N, { temperature: 1, top_k: 3, top_p: 0.75, seed: 6 }),
+    pkp,
+    "top_k=3, top_p=0.75",
+  );
   const greedy = await draw(logits, 50, { temperature: 0 });
   assert.equal(greedy[5], 50);
   const k1 = await draw(logits, 50, { top_k: 1, temperature: 1 });
   assert.equal(k1[5], 50);
+});
+
+Deno.test("greedy sampling (argmax.wgsl): the first index of each row's largest logit", async () => {
+  const V = 128256, rows = 3;
+  const all = new Float32Array(rows * V);
+  for (let i = 0; i < all.length; i++) all[i] = Math.fround(Math.sin(i * 78.233) * 8);
+  // Row 1: a tie for the largest value; the smaller index wins.
+  all[V + 500] = 100;
+  all[V + 90000] = 100;
+  // Row 2: the largest value in the last slot.
+  all[2 * V + V - 1] = 50;
+  const owner = new BufferOwner(gpu);
+  const lb = owner.upload(all, "logits");
+  const next = owner.storage(rows * 4, "next");
+  const rec = new Recorder(gpu);
+  sample(rec, lb, rows, V, next, 0, resolveSampling({ temperature: 0 }));
+  const rb = new Readback(rec, next, 0, rows * 4);
+  rec.submit();
+  const ids = [...new Int32Array((await rb.read()).buffer)];
+  owner.destroy();
+  const expected = Array.from({ length: rows }, (_, r) => {
+    let best = 0;
+    for (let j = 1; j < V; j++) if (all[r * V + j] > all[r * V + best]) best = j;
+    return best;
+  });
+  assert.deepEqual(ids, expected);
+  assert.deepEqual(ids.slice(1), [500, V - 1]);
 });
 
 Deno.test("sampler over a Llama-sized vocabulary: top_k and top_p pick only allowed ids", async () => {

@@ -743,8 +743,8 @@ export interface SampleSettings {
 }
 
 /**
- * Samples one token per row of `logits` `[rows, vocab]` (sample.wgsl) into `next` i32 `[rows]`; `step`
- * (with the seed) picks the random numbers.
+ * Samples one token per row of `logits` `[rows, vocab]` (sample.wgsl; greedy settings take argmax.wgsl)
+ * into `next` i32 `[rows]`; `step` (with the seed) picks the random numbers.
  */
 export function sample(
   rec: Recorder,
@@ -756,19 +756,25 @@ export function sample(
   s: SampleSettings,
 ): void {
   const lw = bindWindow(rec.gpu, logits, 0, rows * vocab * 4);
-  const greedy = s.temperature <= 0 || s.top_k === 1;
+  if (s.temperature <= 0 || s.top_k === 1) {
+    rec.dispatch("argmax", undefined, [lw.resource, next], pack("uu", [vocab, lw.elementOffset]), [
+      rows,
+      1,
+      1,
+    ]);
+    return;
+  }
   rec.dispatch(
     "sample",
     undefined,
     [lw.resource, next],
-    pack("ufufuuuu", [
+    pack("ufufuuu", [
       vocab,
       s.temperature,
       s.top_k ?? 0,
       s.top_p,
       s.seed >>> 0,
       step,
-      greedy ? 1 : 0,
       lw.elementOffset,
     ]),
     [rows, 1, 1],
