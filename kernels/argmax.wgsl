@@ -4,7 +4,7 @@
 // Bindings: 0 logits f32 [rows, V] (window), 1 next i32 [rows] (the next step's input tokens, also
 // what the host reads back), 2 params.
 // Workgroups: 256 invocations per row (workgroup x = row), each visiting V/256 logits (≈ 500 loop
-// iterations for V = 128,256), then a tree reduction in workgroup memory.
+// iterations for V = 128,256), then reduce_argmax (workgroup_reduce.wgsl, appended).
 struct Params {
   vocab: u32,
   logits_off: u32,
@@ -15,9 +15,6 @@ struct Params {
 @group(0) @binding(2) var<uniform> p: Params;
 
 const WG: u32 = 256u;
-
-var<workgroup> red_f: array<f32, 256>;
-var<workgroup> red_u: array<u32, 256>;
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -32,22 +29,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       best_i = j;
     }
   }
-  red_f[lid] = best;
-  red_u[lid] = best_i;
-  workgroupBarrier();
-  // Larger value wins, then the smaller index.
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      let a = red_f[lid];
-      let b = red_f[lid + s];
-      if (b > a || (b == a && red_u[lid + s] < red_u[lid])) {
-        red_f[lid] = b;
-        red_u[lid] = red_u[lid + s];
-      }
-    }
-    workgroupBarrier();
-  }
+  let token = reduce_argmax(lid, best, best_i);
   if (lid == 0u) {
-    next[row] = i32(red_u[0]);
+    next[row] = i32(token);
   }
 }

@@ -2,7 +2,8 @@
 //   out[r, :] = (x[r, :] − mean) / sqrt(var + eps) · weight + bias,  var = mean((x − mean)²).
 // Bindings: 0 x f32 [rows, dim] (window), 1 weight f32 [dim], 2 bias f32 [dim], 3 out f32 (window; a
 // buffer other than x), 4 params.
-// Workgroups: 64 invocations per row (two reductions in workgroup memory); rows flattened over x and y.
+// Workgroups: 64 invocations per row (two reduce_sum: workgroup_reduce.wgsl, appended); rows flattened
+// over x and y.
 struct Params {
   rows: u32,
   dim: u32,
@@ -17,21 +18,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 
-var<workgroup> partial: array<f32, 64>;
-
-fn reduce(lid: u32, v: f32) -> f32 {
-  partial[lid] = v;
-  workgroupBarrier();
-  for (var stride = 32u; stride > 0u; stride >>= 1u) {
-    if (lid < stride) {
-      partial[lid] += partial[lid + stride];
-    }
-    workgroupBarrier();
-  }
-  let r = partial[0];
-  workgroupBarrier();
-  return r;
-}
+const WG: u32 = 64u;
 
 @compute @workgroup_size(64)
 fn main(
@@ -48,7 +35,7 @@ fn main(
       s += x[base + d];
     }
   }
-  let mean = reduce(lid, s) / f32(p.dim);
+  let mean = reduce_sum(lid, s) / f32(p.dim);
   var v = 0.0;
   if (live) {
     for (var d = lid; d < p.dim; d += 64u) {
@@ -56,7 +43,7 @@ fn main(
       v += c * c;
     }
   }
-  let inv = 1.0 / sqrt(reduce(lid, v) / f32(p.dim) + p.eps);
+  let inv = 1.0 / sqrt(reduce_sum(lid, v) / f32(p.dim) + p.eps);
   if (!live) {
     return;
   }

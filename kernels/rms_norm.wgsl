@@ -1,8 +1,8 @@
 // RMSNorm (torchtune RMSNorm): out[r, :] = x[r, :] * (1 / sqrt(mean(x[r, :]²) + eps)) * scale, in f32.
 // Also serves q_norm / k_norm (rows = tokens × heads, dim = head_dim, one scale shared by the heads).
 // Bindings: 0 x f32 [rows, dim] (window), 1 scale f32 [dim], 2 out f32 [rows, dim] (window; a buffer other than x), 3 params.
-// Workgroups: 64 invocations per row; each sums dim/64 squares, then a tree reduction in workgroup
-// memory. Rows are flattened over the x and y workgroup grid.
+// Workgroups: 64 invocations per row; each sums dim/64 squares, then reduce_sum (workgroup_reduce.wgsl,
+// appended). Rows are flattened over the x and y workgroup grid.
 struct Params {
   rows: u32,
   dim: u32,
@@ -16,7 +16,7 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> p: Params;
 
-var<workgroup> partial: array<f32, 64>;
+const WG: u32 = 64u;
 
 @compute @workgroup_size(64)
 fn main(
@@ -34,18 +34,11 @@ fn main(
       sum += v * v;
     }
   }
-  partial[lid] = sum;
-  workgroupBarrier();
-  for (var stride = 32u; stride > 0u; stride >>= 1u) {
-    if (lid < stride) {
-      partial[lid] += partial[lid + stride];
-    }
-    workgroupBarrier();
-  }
+  let total = reduce_sum(lid, sum);
   if (!live) {
     return;
   }
-  let inv = 1.0 / sqrt(partial[0] / f32(p.dim) + p.eps);
+  let inv = 1.0 / sqrt(total / f32(p.dim) + p.eps);
   let obase = p.out_off + row * p.dim;
   for (var d = lid; d < p.dim; d += 64u) {
     out[obase + d] = x[base + d] * inv * scale[d];

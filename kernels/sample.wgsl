@@ -3,7 +3,7 @@
 //   p = softmax over the kept; top_p keeps the smallest set of largest p whose mass reaches top_p
 //   (ties with the last kept p survive);
 //   token = argmax_j p_j / q_j with q_j ~ Exp(1) (the exponential race: a multinomial draw).
-// Greedy decoding (temperature 0 or top_k 1) is argmax.wgsl.
+// Greedy decoding (temperature 0 or top_k 1) is argmax.wgsl. Reductions: workgroup_reduce.wgsl (appended).
 // q_j = −log(u_j) with u_j from a counter-based hash of (seed, step, row, j): reproducible per seed.
 // Both cuts are radix selects on an order-preserving u32 key of x, 8 bits a pass from the top: top_k
 // counts logits per bin; top_p sums their probabilities per bin, in fixed point (p · 2^31, u32
@@ -34,8 +34,6 @@ const NEG: f32 = -3.0e38;
 // Fixed-point scale of probabilities in the top_p histogram: p · 2^31 fits a u32, and so does the sum.
 const FIX: f32 = 2147483648.0;
 
-var<workgroup> red_f: array<f32, 256>;
-var<workgroup> red_u: array<u32, 256>;
 var<workgroup> hist: array<atomic<u32>, 256>;
 var<workgroup> shared_u: array<u32, 2>;
 
@@ -49,55 +47,6 @@ fn pcg(v: u32) -> u32 {
 fn key_of(f: f32) -> u32 {
   let b = bitcast<u32>(f);
   return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
-}
-
-fn reduce_max(lid: u32, v: f32) -> f32 {
-  red_f[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red_f[lid] = max(red_f[lid], red_f[lid + s]);
-    }
-    workgroupBarrier();
-  }
-  let r = red_f[0];
-  workgroupBarrier();
-  return r;
-}
-
-fn reduce_sum(lid: u32, v: f32) -> f32 {
-  red_f[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red_f[lid] += red_f[lid + s];
-    }
-    workgroupBarrier();
-  }
-  let r = red_f[0];
-  workgroupBarrier();
-  return r;
-}
-
-// Argmax over (score, index): larger score wins, then the smaller index.
-fn reduce_argmax(lid: u32, score: f32, idx: u32) -> u32 {
-  red_f[lid] = score;
-  red_u[lid] = idx;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      let a = red_f[lid];
-      let b = red_f[lid + s];
-      if (b > a || (b == a && red_u[lid + s] < red_u[lid])) {
-        red_f[lid] = b;
-        red_u[lid] = red_u[lid + s];
-      }
-    }
-    workgroupBarrier();
-  }
-  let r = red_u[0];
-  workgroupBarrier();
-  return r;
 }
 
 // Radix select, 8 bits a round from the top, of the largest key t with weight(keys ≥ t) ≥ need, among

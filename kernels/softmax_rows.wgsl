@@ -3,8 +3,8 @@
 //   cols ≤ j < stride (padding); a row with no allowed key is all 0 (as the attention kernels give).
 // Masks: attention_mask.wgsl (appended), the query position of row r being q0 + r.
 // Bindings: 0 x f32 [rows, stride] (window, read-write), 1 mask bits (window), 2 params.
-// Workgroups: 64 invocations per row (reductions in workgroup memory), rows flattened over x and y;
-// each invocation loops 3 · cols / 64 times.
+// Workgroups: 64 invocations per row (reduce_max and reduce_sum: workgroup_reduce.wgsl, appended), rows
+// flattened over x and y; each invocation loops 3 · cols / 64 times.
 struct Params {
   rows: u32,
   cols: u32,
@@ -21,7 +21,7 @@ struct Params {
 @group(0) @binding(1) var<storage, read> mask: array<u32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
-var<workgroup> red: array<f32, 64>;
+const WG: u32 = 64u;
 
 const NEG: f32 = -3.0e38;
 
@@ -42,16 +42,7 @@ fn main(
       }
     }
   }
-  red[lid] = m;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red[lid] = max(red[lid], red[lid + s]);
-    }
-    workgroupBarrier();
-  }
-  let mx = red[0];
-  workgroupBarrier();
+  let mx = reduce_max(lid, m);
   var sum = 0.0;
   if (live) {
     for (var j = lid; j < p.cols; j += 64u) {
@@ -63,16 +54,9 @@ fn main(
       sum += e;
     }
   }
-  red[lid] = sum;
-  workgroupBarrier();
-  for (var s = 32u; s > 0u; s >>= 1u) {
-    if (lid < s) {
-      red[lid] += red[lid + s];
-    }
-    workgroupBarrier();
-  }
+  let total = reduce_sum(lid, sum);
   // No allowed key: every e is 0, and so is the row.
-  let inv = select(0.0, 1.0 / red[0], red[0] > 0.0);
+  let inv = select(0.0, 1.0 / total, total > 0.0);
   if (!live) {
     return;
   }

@@ -39,6 +39,7 @@ import streamRead from "./stream_read.wgsl" with { type: "text" };
 import stridedCopy from "./strided_copy.wgsl" with { type: "text" };
 import softmaxRows from "./softmax_rows.wgsl" with { type: "text" };
 import attentionMask from "./attention_mask.wgsl" with { type: "text" };
+import workgroupReduce from "./workgroup_reduce.wgsl" with { type: "text" };
 
 /** A matrix-vector kernel followed by its parameters, bindings 1…6 and stores (matvec_common.wgsl). */
 const withMatvecCommon = (source: string): string => `${source}\n${matvecCommon}`;
@@ -49,6 +50,9 @@ const withInt8Activations = (source: string): string => `${withMatvecCommon(sour
 /** A kernel followed by the attention mask function `allowed` (attention_mask.wgsl) it calls. */
 const withMask = (source: string): string => `${source}\n${attentionMask}`;
 
+/** A kernel followed by the workgroup tree reductions (workgroup_reduce.wgsl) it calls; it defines `WG`. */
+const withReduce = (source: string): string => `${source}\n${workgroupReduce}`;
+
 /** Kernels by name; those that read a weight need a snippet from {@link WEIGHT_SNIPPETS} in front. */
 export const KERNELS: Record<KernelName, string> = {
   embedding,
@@ -57,7 +61,7 @@ export const KERNELS: Record<KernelName, string> = {
   matvec_q8: withInt8Activations(matvecQ8),
   matvec_q4: withInt8Activations(matvecQ4),
   matmul,
-  rms_norm: rmsNorm,
+  rms_norm: withReduce(rmsNorm),
   rope,
   kv_cache_update: kvCacheUpdate,
   rope_kv_update: ropeKvUpdate,
@@ -67,9 +71,9 @@ export const KERNELS: Record<KernelName, string> = {
   attention_combine: attentionCombine,
   swiglu,
   gated_residual: gatedResidual,
-  sample,
-  argmax,
-  layer_norm: layerNorm,
+  sample: withReduce(sample),
+  argmax: withReduce(argmax),
+  layer_norm: withReduce(layerNorm),
   gelu,
   patchify,
   vision_embed: visionEmbed,
@@ -77,7 +81,7 @@ export const KERNELS: Record<KernelName, string> = {
   interleave_columns: interleaveColumns,
   stream_read: streamRead,
   strided_copy: stridedCopy,
-  softmax_rows: withMask(softmaxRows),
+  softmax_rows: withMask(withReduce(softmaxRows)),
 };
 
 /** A kernel's name. */
