@@ -28,5 +28,5 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   if (row < 0 || row >= i32(p.row_count)) {
     return;
   }
-  out[p.out_off + i] = weight_at(u32(row) * p.dim + e);
+  out[p.out_off + i] = weight_at(weight_row(u32(row), p.dim), e);
 }

@@ -40,17 +40,17 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   // Out-of-range rows and tokens are clamped to valid ones and their results dropped at the end.
   let n = vec4<u32>(n_base, min(n_base + 1u, p.rows - 1u), min(n_base + 2u, p.rows - 1u), min(n_base + 3u, p.rows - 1u));
   let m = vec4<u32>(m_base, min(m_base + 1u, p.M - 1u), min(m_base + 2u, p.M - 1u), min(m_base + 3u, p.M - 1u));
-  let wb = (n + p.w_row0) * p.K;
+  let wb = weight_rows4(n + p.w_row0, p.K);
   var acc0 = vec4<f32>(0.0);
   var acc1 = vec4<f32>(0.0);
   var acc2 = vec4<f32>(0.0);
   var acc3 = vec4<f32>(0.0);
   let k_end4 = p.K & ~3u;
   for (var k = 0u; k < k_end4; k += 4u) {
-    let w0 = weight4(wb.x + k);
-    let w1 = weight4(wb.y + k);
-    let w2 = weight4(wb.z + k);
-    let w3 = weight4(wb.w + k);
+    let w0 = weight4(wb.x, k);
+    let w1 = weight4(wb.y, k);
+    let w2 = weight4(wb.z, k);
+    let w3 = weight4(wb.w, k);
     let a0 = x4(m.x, k);
     let a1 = x4(m.y, k);
     let a2 = x4(m.z, k);
@@ -61,7 +61,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     acc3 += vec4<f32>(dot(a3, w0), dot(a3, w1), dot(a3, w2), dot(a3, w3));
   }
   for (var k = k_end4; k < p.K; k++) {
-    let w = vec4<f32>(weight_at(wb.x + k), weight_at(wb.y + k), weight_at(wb.z + k), weight_at(wb.w + k));
+    let w = vec4<f32>(weight_at(wb.x, k), weight_at(wb.y, k), weight_at(wb.z, k), weight_at(wb.w, k));
     acc0 += x[p.x_off + m.x * p.K + k] * w;
     acc1 += x[p.x_off + m.y * p.K + k] * w;
     acc2 += x[p.x_off + m.z * p.K + k] * w;

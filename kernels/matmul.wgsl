@@ -61,12 +61,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (n_base >= p.rows || m_base >= p.M) {
     return;
   }
-  // Flat weight indices of the tile's rows (past the last row: the last row again, not stored).
+  // Weight row bases (weight_row) of the tile's rows (past the last row: the last row again, not stored).
   let last = p.rows - 1u;
-  let wb0 = (min(vec4<u32>(n_base + 0u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + p.w_row0) * p.K;
-  let wb1 = (min(vec4<u32>(n_base + 4u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + p.w_row0) * p.K;
-  let wb2 = (min(vec4<u32>(n_base + 8u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + p.w_row0) * p.K;
-  let wb3 = (min(vec4<u32>(n_base + 12u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + p.w_row0) * p.K;
+  let wb0 = weight_rows4(min(vec4<u32>(n_base + 0u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + p.w_row0, p.K);
+  let wb1 = weight_rows4(min(vec4<u32>(n_base + 4u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + p.w_row0, p.K);
+  let wb2 = weight_rows4(min(vec4<u32>(n_base + 8u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + p.w_row0, p.K);
+  let wb3 = weight_rows4(min(vec4<u32>(n_base + 12u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + p.w_row0, p.K);
   // Activation rows of the tile's tokens (past the last token: the last token again).
   let xb0 = (p.x_off + min(m_base + 0u, p.M - 1u) * p.K) / 4u;
   let xb1 = (p.x_off + min(m_base + 1u, p.M - 1u) * p.K) / 4u;
@@ -86,10 +86,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   var acc6_0 = vec4<f32>(0.0); var acc6_1 = vec4<f32>(0.0); var acc6_2 = vec4<f32>(0.0); var acc6_3 = vec4<f32>(0.0);
   var acc7_0 = vec4<f32>(0.0); var acc7_1 = vec4<f32>(0.0); var acc7_2 = vec4<f32>(0.0); var acc7_3 = vec4<f32>(0.0);
   for (var k = 0u; k < p.K; k += 8u) {
-    let w00 = weight8(wb0.x + k); let w01 = weight8(wb0.y + k); let w02 = weight8(wb0.z + k); let w03 = weight8(wb0.w + k);
-    let w10 = weight8(wb1.x + k); let w11 = weight8(wb1.y + k); let w12 = weight8(wb1.z + k); let w13 = weight8(wb1.w + k);
-    let w20 = weight8(wb2.x + k); let w21 = weight8(wb2.y + k); let w22 = weight8(wb2.z + k); let w23 = weight8(wb2.w + k);
-    let w30 = weight8(wb3.x + k); let w31 = weight8(wb3.y + k); let w32 = weight8(wb3.z + k); let w33 = weight8(wb3.w + k);
+    let w00 = weight8(wb0.x, k); let w01 = weight8(wb0.y, k); let w02 = weight8(wb0.z, k); let w03 = weight8(wb0.w, k);
+    let w10 = weight8(wb1.x, k); let w11 = weight8(wb1.y, k); let w12 = weight8(wb1.z, k); let w13 = weight8(wb1.w, k);
+    let w20 = weight8(wb2.x, k); let w21 = weight8(wb2.y, k); let w22 = weight8(wb2.z, k); let w23 = weight8(wb2.w, k);
+    let w30 = weight8(wb3.x, k); let w31 = weight8(wb3.y, k); let w32 = weight8(wb3.z, k); let w33 = weight8(wb3.w, k);
     let a00 = x[xb0 + k / 4u];
     let a01 = x[xb0 + k / 4u + 1u];
     acc0_0 += dot4x8(w00, w01, w02, w03, a00, a01);

@@ -12,12 +12,12 @@
 // Workgroups: 64 invocations along x (512 rows per workgroup), y = token; K/16 (or K/8) loop iterations.
 
 // Four rows' 16 products with the activations x[k..k+15] = (a, b, c, e), each row's scale applied once
-// (q8 / q4; 1.0, folded away, for float weights). `rows` holds the four rows' flat start indices + k.
-fn dot4x16(rows: vec4<u32>, a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, e: vec4<f32>) -> vec4<f32> {
-  let w0 = weight16_scaled(rows.x);
-  let w1 = weight16_scaled(rows.y);
-  let w2 = weight16_scaled(rows.z);
-  let w3 = weight16_scaled(rows.w);
+// (q8 / q4; 1.0, folded away, for float weights). `rows` holds the four rows' bases (weight_row), k the column.
+fn dot4x16(rows: vec4<u32>, k: u32, a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, e: vec4<f32>) -> vec4<f32> {
+  let w0 = weight16_scaled(rows.x, k);
+  let w1 = weight16_scaled(rows.y, k);
+  let w2 = weight16_scaled(rows.z, k);
+  let w3 = weight16_scaled(rows.w, k);
   return vec4<f32>(
     w0.d * (dot(a, w0.w[0]) + dot(b, w0.w[1]) + dot(c, w0.w[2]) + dot(e, w0.w[3])),
     w1.d * (dot(a, w1.w[0]) + dot(b, w1.w[1]) + dot(c, w1.w[2]) + dot(e, w1.w[3])),
@@ -27,11 +27,11 @@ fn dot4x16(rows: vec4<u32>, a: vec4<f32>, b: vec4<f32>, c: vec4<f32>, e: vec4<f3
 }
 
 // The same for 8 products (x[k..k+7] = (a, b)), for rows that are not a multiple of 16 long.
-fn dot4x8(rows: vec4<u32>, a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
-  let w0 = weight8(rows.x);
-  let w1 = weight8(rows.y);
-  let w2 = weight8(rows.z);
-  let w3 = weight8(rows.w);
+fn dot4x8(rows: vec4<u32>, k: u32, a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
+  let w0 = weight8(rows.x, k);
+  let w1 = weight8(rows.y, k);
+  let w2 = weight8(rows.z, k);
+  let w3 = weight8(rows.w, k);
   return vec4<f32>(
     dot(a, w0[0]) + dot(b, w0[1]),
     dot(a, w1[0]) + dot(b, w1[1]),
@@ -47,10 +47,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   if (n_base >= p.rows || m >= p.M) {
     return;
   }
-  // Flat index of the invocation's weight rows.
+  // Bases (weight_row) of the invocation's weight rows.
   let rows = matvec_rows(n_base);
-  let wa = rows.a * p.K;
-  let wb = rows.b * p.K;
+  let wa = weight_rows4(rows.a, p.K);
+  let wb = weight_rows4(rows.b, p.K);
   let xb = (p.x_off + m * p.K) / 4u;
   var acc_a = vec4<f32>(0.0);
   var acc_b = vec4<f32>(0.0);
@@ -61,14 +61,14 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     let b = x[xb + k / 4u + 1u];
     let c = x[xb + k / 4u + 2u];
     let e = x[xb + k / 4u + 3u];
-    acc_a += dot4x16(wa + k, a, b, c, e);
-    acc_b += dot4x16(wb + k, a, b, c, e);
+    acc_a += dot4x16(wa, k, a, b, c, e);
+    acc_b += dot4x16(wb, k, a, b, c, e);
   }
   for (var k = k_end16; k < p.K; k += 8u) {
     let a = x[xb + k / 4u];
     let b = x[xb + k / 4u + 1u];
-    acc_a += dot4x8(wa + k, a, b);
-    acc_b += dot4x8(wb + k, a, b);
+    acc_a += dot4x8(wa, k, a, b);
+    acc_b += dot4x8(wb, k, a, b);
   }
   matvec_store(m, n_base, acc_a, acc_b);
 }

@@ -1,12 +1,14 @@
 // matvec.wgsl for q4 weights and int8 activations (quantize_act_q8.wgsl): integer dot products.
 // out[m, n0 + n] = Σ_g dw[n, g] · sx[m, g] · Σ_{k in group g} qw[n, k] · qx[m, k] (+ bias[n0 + n]),
-// groups of 32. A u32 of weights holds eight int4 (element 8j + i in bits 4i…4i+3, two's complement);
-// (w & 0x0f0f0f0f) ^ 0x08080808 turns its even elements into bytes qw + 8 (0…15, valid int8), and the
-// same of w >> 4 its odd ones, so each pairs with a word of the even or odd activations in one
-// dot4I8Packed; the + 8 is taken back as 8 · Σ qx per group. On CPU adapters (memory loaded lane by lane)
-// this reads one vec4 per 32 weights and unpacks nothing to f32.
-// Weights (src/gpu/buffers.ts, WeightStorage, q4): word 0 the word offset S of the scales; from vec4 1
-// the values, row-major, one group (32) per vec4<u32>; from word S the f32 scales, one per row and group.
+// groups of 32. A u32 of weights holds eight int4 (element 8j + i in bits 4i…4i+3, two's complement).
+// Products without dot4I8Packed, which CPU adapters emulate at ~20 operations: nibbles i and i + 4 of a
+// word, as q + 8 (0…15), make W = we + wf · 2^16, the activations of those elements A = af + ae · 2^16,
+// and one 32-bit multiply A · W has ae·we + af·wf in its middle 16 bits (group_dot); the + 8 is taken
+// back as 8 · Σ qx per group. On llvmpipe this and the blocked layout below made q4 decoding ~30% faster.
+// Weights (src/gpu/buffers.ts, WeightStorage, q4; kernels/weight_q4.wgsl): word 0 the word offset S of
+// the scales; from vec4 1 the values, one group (32) per vec4<u32>, rows in blocks of 8 with their groups
+// interleaved (row r's group g at vec4 1 + slot(r) + 8g), so an invocation's 8 rows read 128 contiguous
+// bytes per group; from word S the f32 scales in the same order.
 // Needs K % 32 == 0 and K ≤ 14336. Bindings: 0 weight (one row-chunk); 1…6 and the parameters, outputs,
 // split and accumulate rules as matvec.wgsl (matvec_common.wgsl, appended). The workgroup first
 // quantizes its token's x (quantize_act_q8.wgsl, appended).
@@ -14,28 +16,40 @@
 
 @group(0) @binding(0) var<storage, read> weight: array<vec4<u32>>;
 
-// Activations of one group in the order of the q4 nibbles: even elements (e) and odd ones (o), four
-// words each, from the eight words of x in element order.
-struct Act4 {
-  e: vec4<u32>,
-  o: vec4<u32>,
+// Activations of one group as 16 pairs: P[i][j] = qx[8j + i + 4] + qx[8j + i] · 2^16 (mod 2^32), the
+// two elements that nibbles i and i + 4 of weight word j multiply (see group_dot).
+struct ActPairs {
+  p0: vec4<u32>,
+  p1: vec4<u32>,
+  p2: vec4<u32>,
+  p3: vec4<u32>,
 }
 
-fn split_even_odd(a: u32, b: u32) -> vec2<u32> {
-  let e = (a & 0xffu) | ((a >> 8u) & 0xff00u) | ((b << 16u) & 0xff0000u) | ((b << 8u) & 0xff000000u);
-  let o = ((a >> 8u) & 0xffu) | ((a >> 16u) & 0xff00u) | ((b << 8u) & 0xff0000u) | (b & 0xff000000u);
-  return vec2<u32>(e, o);
+// Pair i of the four words: lo holds bytes qx[8j…8j+3], hi bytes qx[8j+4…8j+7] (two's complement).
+fn act_pair(lo: vec4<u32>, hi: vec4<u32>, i: u32) -> vec4<u32> {
+  let sh = vec4<u32>(24u - 8u * i);
+  let e = bitcast<vec4<i32>>(lo << sh) >> vec4<u32>(24u);
+  let f = bitcast<vec4<i32>>(hi << sh) >> vec4<u32>(24u);
+  return bitcast<vec4<u32>>(f + (e << vec4<u32>(16u)));
+}
+
+// The middle 16 bits of L + M · 2^16 (mod 2^32) as the signed M, for |L| < 2^15 and |M| < 2^15.
+fn middle(s: u32) -> i32 {
+  return bitcast<i32>(s + 0x8000u) >> 16u;
 }
 
 // One row's group: the 32 products of int4 weights (one vec4<u32> at vec4 index w) with the activations,
 // minus the offset, times the row's scale (word s) and the activations' scale sx.
-fn group_dot(w: u32, s: u32, x: Act4, offset: i32, sx: f32) -> f32 {
-  let u = weight[w];
-  let lo = (u & vec4<u32>(0x0f0f0f0fu)) ^ vec4<u32>(0x08080808u);
-  let hi = ((u >> vec4<u32>(4u)) & vec4<u32>(0x0f0f0f0fu)) ^ vec4<u32>(0x08080808u);
-  let d = dot4I8Packed(lo.x, x.e.x) + dot4I8Packed(hi.x, x.o.x) + dot4I8Packed(lo.y, x.e.y) +
-    dot4I8Packed(hi.y, x.o.y) + dot4I8Packed(lo.z, x.e.z) + dot4I8Packed(hi.z, x.o.z) +
-    dot4I8Packed(lo.w, x.e.w) + dot4I8Packed(hi.w, x.o.w) - offset;
+// CPU adapters emulate dot4I8Packed (~20 operations each), so two products share one 32-bit multiply:
+// with W = we + wf · 2^16 (nibbles i and i + 4 of a word, as q + 8 in 0…15) and the pair
+// A = af + ae · 2^16, A · W = af·we + (ae·we + af·wf) · 2^16 (mod 2^32). Two words' sums stay within the
+// bounds of `middle`: |L| ≤ 8 · 127 · 15 and |M| ≤ 16 · 127 · 15, both < 2^15.
+fn group_dot(w: u32, s: u32, x: ActPairs, offset: i32, sx: f32) -> f32 {
+  let b = weight[w] ^ vec4<u32>(0x88888888u);
+  let m = vec4<u32>(0x000f000fu);
+  let t = (b & m) * x.p0 + ((b >> vec4<u32>(4u)) & m) * x.p1 + ((b >> vec4<u32>(8u)) & m) * x.p2 +
+    ((b >> vec4<u32>(12u)) & m) * x.p3;
+  let d = middle(t.x + t.y) + middle(t.z + t.w) - offset;
   return f32(d) * (bitcast<f32>(weight[s >> 2u][s & 3u]) * sx);
 }
 
@@ -49,38 +63,40 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
   }
   let groups = p.K / 32u;
   let s0 = weight[0].x;
-  // The invocation's rows as vec4 index of their values and word index of their scales.
+  // The invocation's rows as vec4 index of their values and word index of their scales in group 0; group
+  // g is 8g further. slot(r) = (r / 8) · 8 · groups + r % 8 (weight_row in weight_q4.wgsl).
   let rows = matvec_rows(n_base);
-  let wa = 1u + rows.a * groups;
-  let wb = 1u + rows.b * groups;
-  let sa = s0 + rows.a * groups;
-  let sb = s0 + rows.b * groups;
+  let slot_a = (rows.a >> vec4<u32>(3u)) * (8u * groups) + (rows.a & vec4<u32>(7u));
+  let slot_b = (rows.b >> vec4<u32>(3u)) * (8u * groups) + (rows.b & vec4<u32>(7u));
+  let wa = 1u + slot_a;
+  let wb = 1u + slot_b;
+  let sa = s0 + slot_a;
+  let sb = s0 + slot_b;
   var acc_a = vec4<f32>(0.0);
   var acc_b = vec4<f32>(0.0);
   for (var g = 0u; g < groups; g++) {
+    let gs = 8u * g;
     let a = act_q[2u * g];
     let b = act_q[2u * g + 1u];
-    let p0 = split_even_odd(a.x, a.y);
-    let p1 = split_even_odd(a.z, a.w);
-    let p2 = split_even_odd(b.x, b.y);
-    let p3 = split_even_odd(b.z, b.w);
-    let x = Act4(vec4<u32>(p0.x, p1.x, p2.x, p3.x), vec4<u32>(p0.y, p1.y, p2.y, p3.y));
-    let ones = 0x01010101u;
-    let offset = 8 * (dot4I8Packed(a.x, ones) + dot4I8Packed(a.y, ones) + dot4I8Packed(a.z, ones) +
-      dot4I8Packed(a.w, ones) + dot4I8Packed(b.x, ones) + dot4I8Packed(b.y, ones) + dot4I8Packed(b.z, ones) +
-      dot4I8Packed(b.w, ones));
+    // Words 2j (lo) and 2j + 1 (hi) of the group hold the bytes of weight word j's elements.
+    let lo = vec4<u32>(a.x, a.z, b.x, b.z);
+    let hi = vec4<u32>(a.y, a.w, b.y, b.w);
+    let x = ActPairs(act_pair(lo, hi, 0u), act_pair(lo, hi, 1u), act_pair(lo, hi, 2u), act_pair(lo, hi, 3u));
+    // 8 · Σ qx of the group: Σ A = F + E · 2^16 over the pairs, times 1 + 2^16, has E + F in the middle.
+    let sum = x.p0 + x.p1 + x.p2 + x.p3;
+    let offset = 8 * middle((sum.x + sum.y + sum.z + sum.w) * 0x10001u);
     let sx = act_s[g];
     acc_a += vec4<f32>(
-      group_dot(wa.x + g, sa.x + g, x, offset, sx),
-      group_dot(wa.y + g, sa.y + g, x, offset, sx),
-      group_dot(wa.z + g, sa.z + g, x, offset, sx),
-      group_dot(wa.w + g, sa.w + g, x, offset, sx),
+      group_dot(wa.x + gs, sa.x + gs, x, offset, sx),
+      group_dot(wa.y + gs, sa.y + gs, x, offset, sx),
+      group_dot(wa.z + gs, sa.z + gs, x, offset, sx),
+      group_dot(wa.w + gs, sa.w + gs, x, offset, sx),
     );
     acc_b += vec4<f32>(
-      group_dot(wb.x + g, sb.x + g, x, offset, sx),
-      group_dot(wb.y + g, sb.y + g, x, offset, sx),
-      group_dot(wb.z + g, sb.z + g, x, offset, sx),
-      group_dot(wb.w + g, sb.w + g, x, offset, sx),
+      group_dot(wb.x + gs, sb.x + gs, x, offset, sx),
+      group_dot(wb.y + gs, sb.y + gs, x, offset, sx),
+      group_dot(wb.z + gs, sb.z + gs, x, offset, sx),
+      group_dot(wb.w + gs, sb.w + gs, x, offset, sx),
     );
   }
   matvec_store(m, n_base, acc_a, acc_b);

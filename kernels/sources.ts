@@ -9,6 +9,7 @@ import weightBf16 from "./weight_bf16.wgsl" with { type: "text" };
 import weightF16 from "./weight_f16.wgsl" with { type: "text" };
 import weightQ8 from "./weight_q8.wgsl" with { type: "text" };
 import weightQ4 from "./weight_q4.wgsl" with { type: "text" };
+import weightFlat from "./weight_flat.wgsl" with { type: "text" };
 import embedding from "./embedding.wgsl" with { type: "text" };
 import linear from "./linear.wgsl" with { type: "text" };
 import matvec from "./matvec.wgsl" with { type: "text" };
@@ -114,11 +115,14 @@ export type KernelName =
   | "strided_copy"
   | "softmax_rows";
 
-/** Binding 0 and `weight_at` / `weight4` for each way a weight is stored. */
+/** A row-major weight snippet followed by the (row base, column) interface over it (weight_flat.wgsl). */
+const withFlat = (source: string): string => `${source}\n${weightFlat}`;
+
+/** Binding 0, `weight_row` and `weight_at` / `weight4` / … for each way a weight is stored. */
 export const WEIGHT_SNIPPETS: Record<"f32" | "bf16" | "f16" | "q8" | "q4", string> = {
-  f32: weightF32,
-  bf16: weightBf16,
-  f16: weightF16,
-  q8: weightQ8,
+  f32: withFlat(weightF32),
+  bf16: withFlat(weightBf16),
+  f16: withFlat(weightF16),
+  q8: withFlat(weightQ8),
   q4: weightQ4,
 };

@@ -2,10 +2,11 @@
 // A bf16 is the top 16 bits of an f32, so widening is a shift; all arithmetic happens in f32.
 // Binding 0: the weight (or one row-chunk of it), row-major, read as vec4<u32> (eight elements per load:
 // CPU adapters load memory lane by lane, so fewer, wider loads are faster).
-// weight_at(i): element i; weight4(i): elements i..i+3; weight8(i): elements i..i+7 for i % 8 == 0;
-// weight16(i): elements i..i+15 for i % 16 == 0 (column j of the matrix: elements i+4j..i+4j+3);
-// weight16_scaled(i): the same 16 elements as s.w · s.d (a common factor, 1.0 for float weights), so a
-// dot product can apply a quantization scale once instead of per element.
+// weight_at_i(i): element i; weight4_i(i): elements i..i+3; weight8_i(i): elements i..i+7 for i % 8 == 0;
+// weight16_i(i): elements i..i+15 for i % 16 == 0 (column j of the matrix: elements i+4j..i+4j+3);
+// weight16_scaled_i(i): the same 16 elements as s.w · s.d (a common factor, 1.0 for float weights), so a
+// dot product can apply a quantization scale once instead of per element. Kernels call these through
+// the (row base, column) interface of weight_flat.wgsl, appended by kernels/sources.ts.
 struct WeightScaled16 {
   w: mat4x4<f32>,
   d: f32,
@@ -17,11 +18,11 @@ fn bf16_pair(u: u32) -> vec2<f32> {
   return vec2<f32>(bitcast<f32>(u << 16u), bitcast<f32>(u & 0xffff0000u));
 }
 
-fn weight_at(i: u32) -> f32 {
+fn weight_at_i(i: u32) -> f32 {
   return bf16_pair(weight[i >> 3u][(i >> 1u) & 3u])[i & 1u];
 }
 
-fn weight4(i: u32) -> vec4<f32> {
+fn weight4_i(i: u32) -> vec4<f32> {
   if ((i & 3u) == 0u) {
     let u = weight[i >> 3u];
     if ((i & 4u) == 0u) {
@@ -29,15 +30,15 @@ fn weight4(i: u32) -> vec4<f32> {
     }
     return vec4<f32>(bf16_pair(u.z), bf16_pair(u.w));
   }
-  return vec4<f32>(weight_at(i), weight_at(i + 1u), weight_at(i + 2u), weight_at(i + 3u));
+  return vec4<f32>(weight_at_i(i), weight_at_i(i + 1u), weight_at_i(i + 2u), weight_at_i(i + 3u));
 }
 
-fn weight8(i: u32) -> mat2x4<f32> {
+fn weight8_i(i: u32) -> mat2x4<f32> {
   let u = weight[i >> 3u];
   return mat2x4<f32>(vec4<f32>(bf16_pair(u.x), bf16_pair(u.y)), vec4<f32>(bf16_pair(u.z), bf16_pair(u.w)));
 }
 
-fn weight16(i: u32) -> mat4x4<f32> {
+fn weight16_i(i: u32) -> mat4x4<f32> {
   let u = weight[i >> 3u];
   let v = weight[(i >> 3u) + 1u];
   return mat4x4<f32>(
@@ -48,6 +49,6 @@ fn weight16(i: u32) -> mat4x4<f32> {
   );
 }
 
-fn weight16_scaled(i: u32) -> WeightScaled16 {
-  return WeightScaled16(weight16(i), 1.0);
+fn weight16_scaled_i(i: u32) -> WeightScaled16 {
+  return WeightScaled16(weight16_i(i), 1.0);
 }

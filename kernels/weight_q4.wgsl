@@ -1,17 +1,20 @@
 // Weight access for q4 weights (quantized at load by src/checkpoint/quantize.ts). Each row is cut into
 // groups of 32 elements (cols % 32 == 0) with one f32 scale d each; element = f32(q) · d, q a
-// two's-complement int4 (−7…7). Index i is the flat element index row·cols + col within the bound
-// row-chunk, whose buffer is (src/gpu/buffers.ts, WeightStorage):
+// two's-complement int4 (−7…7). The bound row-chunk's buffer is (src/gpu/buffers.ts, WeightStorage):
 //   word 0: the word offset S of the scales (words 1..3 unused), so the values start at vec4 1;
-//   from word 4: the values of all rows, row-major, eight per u32 (element i in bits 4(i % 8)…4(i % 8)+3 of
-//     word 4 + i / 8): one vec4<u32> holds exactly one group, elements 32v..32v+31 (CPU adapters load
-//     memory lane by lane: few, wide loads);
-//   from word S: the scales, row-major (group i / 32 at word S + i / 32).
+//   from vec4 1: the values, one vec4<u32> per group (element 8j + n of the group in bits 4n…4n+3 of word
+//     j), rows in blocks of 8 whose groups interleave, [row / 8][group][row % 8]: row r's group g is at
+//     vec4 1 + slot + 8g, slot = (r / 8) · 8 · (cols / 32) + r % 8 (q4Slot in buffers.ts), so the 8 rows a
+//     matvec invocation owns are 128 contiguous bytes per group (CPU adapters load memory lane by lane,
+//     and one stream per lane is faster than eight);
+//   from word S: the scales in the same order (row r's group g at word S + slot + 8g).
 // Binding 0: the row-chunk, read as vec4<u32>.
-// weight_at(i): element i; weight4(i), weight8(i), weight16(i): elements i..i+3 / i+7 / i+15 for i a
-// multiple of 4 / 8 / 16 (weight16: one vec4 of values and one scale);
-// weight16_scaled(i): the same 16 elements as s.w · s.d (a common factor, 1.0 for float weights), so a
-// dot product can apply a quantization scale once instead of per element.
+// weight_row(row, cols): the row's slot; weight_rows4: four rows' slots. Then, for the elements at
+// column k of the row with slot rb: weight_at(rb, k); weight4, weight8, weight16(rb, k): elements
+// k..k+3 / k+7 / k+15 for k a multiple of 4 / 8 / 16 (weight16: one vec4 of values and one scale);
+// weight16_scaled(rb, k): the same 16 elements as s.w · s.d (a common factor, 1.0 for float weights),
+// so a dot product can apply a quantization scale once instead of per element. (The other layouts are
+// row-major and share this interface through weight_flat.wgsl.)
 struct WeightScaled16 {
   w: mat4x4<f32>,
   d: f32,
@@ -19,8 +22,22 @@ struct WeightScaled16 {
 
 @group(0) @binding(0) var<storage, read> weight: array<vec4<u32>>;
 
-fn q4_scale(i: u32) -> f32 {
-  let s = weight[0].x + (i >> 5u);
+fn weight_row(row: u32, cols: u32) -> u32 {
+  return (row >> 3u) * (cols >> 2u) + (row & 7u);
+}
+
+fn weight_rows4(rows: vec4<u32>, cols: u32) -> vec4<u32> {
+  return (rows >> vec4<u32>(3u)) * (cols >> 2u) + (rows & vec4<u32>(7u));
+}
+
+// The slot of the group holding column k of the row with slot rb: its values' vec4 index minus 1, and
+// its scale's word index minus S.
+fn q4_group(rb: u32, k: u32) -> u32 {
+  return rb + 8u * (k >> 5u);
+}
+
+fn q4_scale(rb: u32, k: u32) -> f32 {
+  let s = weight[0].x + q4_group(rb, k);
   return bitcast<f32>(weight[s >> 2u][s & 3u]) * (1.0 / 268435456.0);
 }
 
@@ -37,33 +54,33 @@ fn q4_hi(w: u32) -> vec4<f32> {
   return vec4<f32>(bitcast<vec4<i32>>(v));
 }
 
-fn q4_word(i: u32) -> u32 {
-  return weight[1u + (i >> 5u)][(i >> 3u) & 3u];
+fn q4_word(rb: u32, k: u32) -> u32 {
+  return weight[1u + q4_group(rb, k)][(k >> 3u) & 3u];
 }
 
-fn weight_at(i: u32) -> f32 {
-  let q = bitcast<i32>((q4_word(i) << (28u - 4u * (i & 7u))) & 0xf0000000u);
-  return f32(q) * q4_scale(i);
+fn weight_at(rb: u32, k: u32) -> f32 {
+  let q = bitcast<i32>((q4_word(rb, k) << (28u - 4u * (k & 7u))) & 0xf0000000u);
+  return f32(q) * q4_scale(rb, k);
 }
 
-fn weight4(i: u32) -> vec4<f32> {
-  let w = q4_word(i);
-  return select(q4_lo(w), q4_hi(w), (i & 4u) != 0u) * q4_scale(i);
+fn weight4(rb: u32, k: u32) -> vec4<f32> {
+  let w = q4_word(rb, k);
+  return select(q4_lo(w), q4_hi(w), (k & 4u) != 0u) * q4_scale(rb, k);
 }
 
-fn weight8(i: u32) -> mat2x4<f32> {
-  let w = q4_word(i);
-  let d = q4_scale(i);
+fn weight8(rb: u32, k: u32) -> mat2x4<f32> {
+  let w = q4_word(rb, k);
+  let d = q4_scale(rb, k);
   return mat2x4<f32>(q4_lo(w) * d, q4_hi(w) * d);
 }
 
-fn weight16_scaled(i: u32) -> WeightScaled16 {
-  let v = weight[1u + (i >> 5u)];
-  let w = select(v.xy, v.zw, (i & 16u) != 0u);
-  return WeightScaled16(mat4x4<f32>(q4_lo(w.x), q4_hi(w.x), q4_lo(w.y), q4_hi(w.y)), q4_scale(i));
+fn weight16_scaled(rb: u32, k: u32) -> WeightScaled16 {
+  let v = weight[1u + q4_group(rb, k)];
+  let w = select(v.xy, v.zw, (k & 16u) != 0u);
+  return WeightScaled16(mat4x4<f32>(q4_lo(w.x), q4_hi(w.x), q4_lo(w.y), q4_hi(w.y)), q4_scale(rb, k));
 }
 
-fn weight16(i: u32) -> mat4x4<f32> {
-  let s = weight16_scaled(i);
+fn weight16(rb: u32, k: u32) -> mat4x4<f32> {
+  let s = weight16_scaled(rb, k);
   return s.w * s.d;
 }

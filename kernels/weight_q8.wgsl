@@ -7,10 +7,11 @@
 //     one vec4<u32> holds elements 16v..16v+15 (CPU adapters load memory lane by lane: few, wide loads);
 //   from word S: the scales, row-major (group i / 32 at word S + i / 32).
 // Binding 0: the row-chunk, read as vec4<u32>.
-// weight_at(i): element i; weight4(i), weight8(i), weight16(i): elements i..i+3 / i+7 / i+15 for i a
+// weight_at_i(i): element i; weight4_i(i), weight8_i(i), weight16_i(i): elements i..i+3 / i+7 / i+15 for i a
 // multiple of 4 / 8 / 16 (weight16: one vec4 of values and one scale);
-// weight16_scaled(i): the same 16 elements as s.w · s.d (a common factor, 1.0 for float weights), so a
-// dot product can apply a quantization scale once instead of per element.
+// weight16_scaled_i(i): the same 16 elements as s.w · s.d (a common factor, 1.0 for float weights), so a
+// dot product can apply a quantization scale once instead of per element. Kernels call these through
+// the (row base, column) interface of weight_flat.wgsl, appended by kernels/sources.ts.
 struct WeightScaled16 {
   w: mat4x4<f32>,
   d: f32,
@@ -31,30 +32,30 @@ fn q8_unpack(w: u32) -> vec4<f32> {
   return vec4<f32>(bitcast<vec4<i32>>(v));
 }
 
-fn weight_at(i: u32) -> f32 {
+fn weight_at_i(i: u32) -> f32 {
   let w = weight[1u + (i >> 4u)][(i >> 2u) & 3u];
   let q = bitcast<i32>((w << (24u - 8u * (i & 3u))) & 0xff000000u);
   return f32(q) * q8_scale(i);
 }
 
-fn weight4(i: u32) -> vec4<f32> {
+fn weight4_i(i: u32) -> vec4<f32> {
   return q8_unpack(weight[1u + (i >> 4u)][(i >> 2u) & 3u]) * q8_scale(i);
 }
 
-fn weight8(i: u32) -> mat2x4<f32> {
+fn weight8_i(i: u32) -> mat2x4<f32> {
   let v = weight[1u + (i >> 4u)];
   let w = select(v.xy, v.zw, (i & 8u) != 0u);
   let d = q8_scale(i);
   return mat2x4<f32>(q8_unpack(w.x) * d, q8_unpack(w.y) * d);
 }
 
-fn weight16_scaled(i: u32) -> WeightScaled16 {
+fn weight16_scaled_i(i: u32) -> WeightScaled16 {
   let v = weight[1u + (i >> 4u)];
   let w = mat4x4<f32>(q8_unpack(v.x), q8_unpack(v.y), q8_unpack(v.z), q8_unpack(v.w));
   return WeightScaled16(w, q8_scale(i));
 }
 
-fn weight16(i: u32) -> mat4x4<f32> {
-  let s = weight16_scaled(i);
+fn weight16_i(i: u32) -> mat4x4<f32> {
+  let s = weight16_scaled_i(i);
   return s.w * s.d;
 }

@@ -265,45 +265,72 @@ gpuTest("embedding with q8 / q4 tables gathers dequantized rows exactly", async 
   }
 });
 
-gpuTest("WeightStorage: q8 / q4 sizes, chunk layout (header, values, scales), bad rows refused", async () => {
-  const gpu = await testGpu();
-  const owner = new BufferOwner(gpu);
-  try {
-    assert.equal(new WeightStorage(owner, [4, 4096], "q8", "q8").rowBytes, 4096 / 32 * 36);
-    assert.equal(new WeightStorage(owner, [4, 4096], "q4", "q4").rowBytes, 4096 / 32 * 20);
-    assert.throws(() => new WeightStorage(owner, [4, 48], "q4", "bad"), /multiple of 32/);
-    assert.throws(() => new WeightStorage(owner, [4, 64], "q8", "q8").rowRange(0, 0, 32), /no contiguous/);
-    // Split across chunks and written in pieces that straddle them: each chunk is the header, the
-    // values of its rows, then their scales.
-    const splitGpu = await testGpu(SPLIT_BYTES);
-    const split = new BufferOwner(splitGpu);
+gpuTest(
+  "WeightStorage: q8 / q4 sizes, chunk layout (header, values, scales; q4 in blocks of 8 rows), bad rows refused",
+  async () => {
+    const gpu = await testGpu();
+    const owner = new BufferOwner(gpu);
     try {
-      for (const dtype of ["q8", "q4"] as const) {
-        const rows = 70, cols = 128;
-        const w = testWeights(new Rng(5), rows, cols);
-        const weight = new WeightStorage(split, [rows, cols], dtype, dtype);
-        assert.ok(weight.chunks.length > 1);
-        for (let r = 0; r < rows; r += 9) {
-          const n = Math.min(9, rows - r);
-          weight.writeRows(splitGpu, r, quantizeRows(w.subarray(r * cols, (r + n) * cols), dtype));
+      assert.equal(new WeightStorage(owner, [4, 4096], "q8", "q8").rowBytes, 4096 / 32 * 36);
+      assert.equal(new WeightStorage(owner, [4, 4096], "q4", "q4").rowBytes, 4096 / 32 * 20);
+      assert.throws(() => new WeightStorage(owner, [4, 48], "q4", "bad"), /multiple of 32/);
+      assert.throws(() => new WeightStorage(owner, [4, 64], "q8", "q8").rowRange(0, 0, 32), /no contiguous/);
+      // Split across chunks and written in pieces that straddle them: each chunk is the header, the
+      // values of its rows, then their scales.
+      const splitGpu = await testGpu(SPLIT_BYTES);
+      const split = new BufferOwner(splitGpu);
+      try {
+        for (const dtype of ["q8", "q4"] as const) {
+          const rows = 70, cols = 128;
+          const w = testWeights(new Rng(5), rows, cols);
+          const weight = new WeightStorage(split, [rows, cols], dtype, dtype);
+          assert.ok(weight.chunks.length > 1);
+          for (let r = 0; r < rows; r += 9) {
+            const n = Math.min(9, rows - r);
+            weight.writeRows(splitGpu, r, quantizeRows(w.subarray(r * cols, (r + n) * cols), dtype));
+          }
+          for (const c of weight.chunks) {
+            // q4 pads a chunk's rows to whole blocks of 8.
+            const bufferRows = dtype === "q4" ? Math.ceil(c.rowCount / 8) * 8 : c.rowCount;
+            const vb = (dtype === "q8" ? cols : cols / 2) * bufferRows;
+            const words = new Uint8Array(
+              (await readF32(splitGpu, c.buffer, 4 + (bufferRows * weight.rowBytes) / 4)).buffer,
+            );
+            assert.equal(new DataView(words.buffer).getUint32(0, true), (16 + vb) / 4);
+            const piece = quantizeRows(
+              w.subarray(c.rowStart * cols, (c.rowStart + c.rowCount) * cols),
+              dtype,
+            );
+            assert.deepEqual(words.subarray(16), dtype === "q8" ? piece : q4Blocked(piece, c.rowCount, cols));
+          }
         }
-        for (const c of weight.chunks) {
-          const vb = (dtype === "q8" ? cols : cols / 2) * c.rowCount;
-          const words = new Uint8Array(
-            (await readF32(splitGpu, c.buffer, 4 + (c.rowCount * weight.rowBytes) / 4)).buffer,
-          );
-          assert.equal(new DataView(words.buffer).getUint32(0, true), (16 + vb) / 4);
-          const expect = quantizeRows(w.subarray(c.rowStart * cols, (c.rowStart + c.rowCount) * cols), dtype);
-          assert.deepEqual(words.subarray(16), expect);
-        }
+      } finally {
+        split.destroy();
       }
     } finally {
-      split.destroy();
+      owner.destroy();
     }
-  } finally {
-    owner.destroy();
+  },
+);
+
+/**
+ * A q4 piece (quantizeRows: values of all rows, then scales, row-major) as it lies in a chunk buffer after
+ * the header: rows in blocks of 8, [row / 8][group][row % 8], values then scales, the last block padded.
+ * Written from the layout's description, not with q4Slot.
+ */
+function q4Blocked(piece: Uint8Array, rows: number, cols: number): Uint8Array {
+  const gpr = cols / 32, padded = Math.ceil(rows / 8) * 8;
+  const src = new Uint32Array(piece.buffer, piece.byteOffset, piece.byteLength / 4);
+  const out = new Uint32Array(padded * gpr * 5);
+  for (let r = 0; r < rows; r++) {
+    for (let g = 0; g < gpr; g++) {
+      const slot = Math.floor(r / 8) * 8 * gpr + 8 * g + (r % 8);
+      for (let j = 0; j < 4; j++) out[slot * 4 + j] = src[(r * gpr + g) * 4 + j];
+      out[padded * gpr * 4 + slot] = src[rows * gpr * 4 + r * gpr + g];
+    }
   }
-});
+  return new Uint8Array(out.buffer);
+}
 
 // ---------------------------------------------------------------- golden fixtures
 

@@ -14,7 +14,8 @@
  * {@link quantizeRows} packs a piece of whole rows as all their values (row-major) followed by all their
  * scales (row-major); `WeightStorage.writeRows` scatters such a piece into a row-chunk buffer laid out as
  * a 16-byte header (word 0: the word offset of the scales), the values of all the chunk's rows, then their
- * scales (see `kernels/weight_q8.wgsl`).
+ * scales (see `kernels/weight_q8.wgsl`); q4 chunks keep rows in blocks of 8 whose groups interleave (`q4Slot`
+ * in src/gpu/buffers.ts, `kernels/weight_q4.wgsl`).
  *
  * `q = round(x / d)` with ties away from zero (computed as `x · (1/d)`, as llama.cpp's q8_0 does); an
  * all-zero group has `d = 0`. The value is `f32(q) · d`, so `|x − f32(q)·d| ≤ d/2` up to f32 rounding.

@@ -138,8 +138,8 @@ export function bindWindow(gpu: Gpu, buffer: GPUBuffer, byteOffset: number, byte
  * are group-quantized at load time (src/checkpoint/quantize.ts): each run of {@link QUANT_GROUP}
  * elements of a row has one f32 scale, and the values are four int8 per u32 (q8, 8 + 1 u32 per group) or
  * eight int4 per u32 (q4, 4 + 1 u32 per group). A q8 / q4 row-chunk buffer holds a 16-byte header (word
- * 0: the word offset of the scales), the values of all its rows (row-major), then their scales
- * (row-major); see {@link WeightStorage.writeRows}.
+ * 0: the word offset of the scales), the values of all its rows, then their scales: row-major for q8,
+ * in blocks of 8 rows for q4 ({@link q4Slot}); see {@link WeightStorage.writeRows}.
  */
 export type WeightDtype = "f32" | "bf16" | "f16" | "q8" | "q4";
 
@@ -158,6 +158,25 @@ export function weightItemSize(dtype: WeightDtype): number {
 
 /** Bytes of a q8 / q4 row-chunk buffer's header (word 0: the word offset of the scales). */
 export const QUANT_HEADER_BYTES = 16;
+
+/** Rows per block of the q4 layout. */
+export const Q4_BLOCK_ROWS = 8;
+
+/**
+ * Where row `row` (of its buffer) of a q4 weight with `cols` columns lives: its group g has its values
+ * at vec4 1 + slot + 8·g and its scale at word S + slot + 8·g (S: the header's word 0). Rows come in
+ * blocks of 8 whose groups interleave, [row / 8][group][row % 8], so that the 8 rows a matvec invocation
+ * owns are 128 contiguous bytes per group (one memory stream on CPU adapters instead of eight: q4
+ * decoding ~25% faster on llvmpipe). Mirrors `weight_row` in kernels/weight_q4.wgsl.
+ */
+export function q4Slot(row: number, cols: number): number {
+  return Math.floor(row / Q4_BLOCK_ROWS) * Q4_BLOCK_ROWS * (cols / QUANT_GROUP) + (row % Q4_BLOCK_ROWS);
+}
+
+/** Rows a quantized row-chunk buffer has room for: q4 pads the last block to whole blocks. */
+function quantBufferRows(dtype: "q8" | "q4", rows: number): number {
+  return dtype === "q4" ? Math.ceil(rows / Q4_BLOCK_ROWS) * Q4_BLOCK_ROWS : rows;
+}
 
 /** Bytes of the packed values (without the scales) of a q8 / q4 row of `cols` elements. */
 function quantValueRowBytes(dtype: "q8" | "q4", cols: number): number {
@@ -258,6 +277,8 @@ export class WeightStorage {
     let perChunk = Math.floor(limit / rowBytes);
     // A chunk must start on a whole u32 for the packed 16-bit types: keep row counts even if rows are odd-sized.
     if ((dtype === "bf16" || dtype === "f16") && (this.cols & 1) === 1 && perChunk > 1) perChunk &= ~1;
+    // q4 chunks hold whole blocks of rows (but the last).
+    if (dtype === "q4" && perChunk >= Q4_BLOCK_ROWS) perChunk -= perChunk % Q4_BLOCK_ROWS;
     if (perChunk < 1) {
       throw new GpuError(
         `${label}: one row of ${rowBytes} bytes exceeds the largest storage binding (${limit})`,
@@ -266,13 +287,14 @@ export class WeightStorage {
     this.chunks = [];
     for (let r = 0; r < this.rows; r += perChunk) {
       const rowCount = Math.min(perChunk, this.rows - r);
+      const bufferRows = isQuantized(dtype) ? quantBufferRows(dtype, rowCount) : rowCount;
       const buffer = owner.storage(
-        header + rowCount * rowBytes,
+        header + bufferRows * rowBytes,
         this.chunks.length ? `${label}[rows ${r}+]` : label,
       );
       if (isQuantized(dtype)) {
         // The header, written once: the scales follow the values of all rows.
-        const scales = (header + rowCount * quantValueRowBytes(dtype, this.cols)) / 4;
+        const scales = (header + bufferRows * quantValueRowBytes(dtype, this.cols)) / 4;
         writeBytes(owner.gpu, buffer, 0, new Uint32Array([scales, 0, 0, 0]));
       }
       this.chunks.push({ buffer, rowStart: r, rowCount, bufferRow: 0, bufferRows: rowCount });
@@ -351,7 +373,11 @@ export class WeightStorage {
  * the chunks' buffers (a function, not a method: slices are made without the constructor).
  */
 function writeQuantRows(w: WeightStorage, rowStart: number, bytes: Uint8Array, write: BytesWriter): void {
-  const dtype = w.dtype as "q8" | "q4";
+  if (w.dtype === "q4") {
+    writeQ4Rows(w, rowStart, bytes, write);
+    return;
+  }
+  const dtype = w.dtype as "q8";
   const rows = bytes.byteLength / w.rowBytes;
   if (!Number.isInteger(rows)) {
     throw new GpuError(`internal: ${bytes.byteLength} bytes are not whole ${dtype} rows of ${w.cols}`);
@@ -377,6 +403,77 @@ function writeQuantRows(w: WeightStorage, rowStart: number, bytes: Uint8Array, w
       scaleStart + r * scaleRow,
       scales.subarray(i * scaleRow, (i + n) * scaleRow),
     );
+    i += n;
+  }
+}
+
+/**
+ * {@link WeightStorage.writeRows} for q4: the rows' values and scales, moved into the blocks of
+ * {@link q4Slot}. Runs of whole blocks are reordered here and written with one write each for values and
+ * scales; the rows of a block that is only partly written (at a slice's or a piece's edges) go group by
+ * group, each group's slots of those rows being contiguous.
+ */
+function writeQ4Rows(w: WeightStorage, rowStart: number, bytes: Uint8Array, write: BytesWriter): void {
+  const rows = bytes.byteLength / w.rowBytes;
+  if (!Number.isInteger(rows)) {
+    throw new GpuError(`internal: ${bytes.byteLength} bytes are not whole q4 rows of ${w.cols}`);
+  }
+  const gpr = w.cols / QUANT_GROUP;
+  const src = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
+  const values = new Uint32Array(src.buffer, src.byteOffset, rows * gpr * 4);
+  const scales = new Uint32Array(src.buffer, src.byteOffset + rows * gpr * 16, rows * gpr);
+  const B = Q4_BLOCK_ROWS;
+  let i = 0;
+  while (i < rows) {
+    const row = rowStart + i;
+    const chunk = w.chunks.find((c) => row >= c.rowStart && row < c.rowStart + c.rowCount);
+    if (!chunk) throw new GpuError(`internal: row ${row} is outside the weight ${w.shape}`);
+    const n = Math.min(chunk.rowStart + chunk.rowCount - row, rows - i);
+    const scaleStart = QUANT_HEADER_BYTES + quantBufferRows("q4", chunk.bufferRows) * gpr * 16;
+    // Buffer rows [r, end) from source rows i + (r − r0)….
+    const r0 = chunk.bufferRow + row - chunk.rowStart;
+    const end = r0 + n;
+    let r = r0;
+    while (r < end) {
+      const full = r % B === 0 ? Math.floor((end - r) / B) * B : 0;
+      if (full > 0) {
+        const v = new Uint32Array(full * gpr * 4);
+        const sc = new Uint32Array(full * gpr);
+        for (let rr = 0; rr < full; rr++) {
+          const s = i + r - r0 + rr;
+          const slot = q4Slot(rr, w.cols);
+          for (let g = 0; g < gpr; g++) {
+            const d = slot + B * g, o = (s * gpr + g) * 4;
+            v[d * 4] = values[o];
+            v[d * 4 + 1] = values[o + 1];
+            v[d * 4 + 2] = values[o + 2];
+            v[d * 4 + 3] = values[o + 3];
+            sc[d] = scales[s * gpr + g];
+          }
+        }
+        const slot0 = q4Slot(r, w.cols);
+        write(chunk.buffer, QUANT_HEADER_BYTES + slot0 * 16, new Uint8Array(v.buffer));
+        write(chunk.buffer, scaleStart + slot0 * 4, new Uint8Array(sc.buffer));
+        r += full;
+        continue;
+      }
+      // Part of a block: rows [r, stop), one run of slots per group.
+      const stop = Math.min(end, (Math.floor(r / B) + 1) * B);
+      const k = stop - r;
+      const slot0 = q4Slot(r, w.cols);
+      for (let g = 0; g < gpr; g++) {
+        const v = new Uint32Array(k * 4);
+        const sc = new Uint32Array(k);
+        for (let rr = 0; rr < k; rr++) {
+          const s = i + r - r0 + rr;
+          v.set(values.subarray((s * gpr + g) * 4, (s * gpr + g + 1) * 4), rr * 4); // at most 7 rows
+          sc[rr] = scales[s * gpr + g];
+        }
+        write(chunk.buffer, QUANT_HEADER_BYTES + (slot0 + B * g) * 16, new Uint8Array(v.buffer));
+        write(chunk.buffer, scaleStart + (slot0 + B * g) * 4, new Uint8Array(sc.buffer));
+      }
+      r = stop;
+    }
     i += n;
   }
 }
