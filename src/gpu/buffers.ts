@@ -407,6 +407,15 @@ function writeQuantRows(w: WeightStorage, rowStart: number, bytes: Uint8Array, w
   }
 }
 
+/** Reordering space of {@link writeQ4Rows}, reused across pieces (writers copy what they are given). */
+let q4Space = new Uint32Array(0);
+
+/** `words` words of the reordering space (fresh arrays per piece piled up ~50 MiB while loading). */
+function q4Scratch(words: number): Uint32Array {
+  if (q4Space.length < words) q4Space = new Uint32Array(words);
+  return q4Space.subarray(0, words);
+}
+
 /**
  * {@link WeightStorage.writeRows} for q4: the rows' values and scales, moved into the blocks of
  * {@link q4Slot}. Runs of whole blocks are reordered here and written with one write each for values and
@@ -437,8 +446,9 @@ function writeQ4Rows(w: WeightStorage, rowStart: number, bytes: Uint8Array, writ
     while (r < end) {
       const full = r % B === 0 ? Math.floor((end - r) / B) * B : 0;
       if (full > 0) {
-        const v = new Uint32Array(full * gpr * 4);
-        const sc = new Uint32Array(full * gpr);
+        const space = q4Scratch(full * gpr * 5);
+        const v = space.subarray(0, full * gpr * 4);
+        const sc = space.subarray(full * gpr * 4);
         for (let rr = 0; rr < full; rr++) {
           const s = i + r - r0 + rr;
           const slot = q4Slot(rr, w.cols);
@@ -452,8 +462,12 @@ function writeQ4Rows(w: WeightStorage, rowStart: number, bytes: Uint8Array, writ
           }
         }
         const slot0 = q4Slot(r, w.cols);
-        write(chunk.buffer, QUANT_HEADER_BYTES + slot0 * 16, new Uint8Array(v.buffer));
-        write(chunk.buffer, scaleStart + slot0 * 4, new Uint8Array(sc.buffer));
+        write(
+          chunk.buffer,
+          QUANT_HEADER_BYTES + slot0 * 16,
+          new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
+        );
+        write(chunk.buffer, scaleStart + slot0 * 4, new Uint8Array(sc.buffer, sc.byteOffset, sc.byteLength));
         r += full;
         continue;
       }
@@ -462,15 +476,24 @@ function writeQ4Rows(w: WeightStorage, rowStart: number, bytes: Uint8Array, writ
       const k = stop - r;
       const slot0 = q4Slot(r, w.cols);
       for (let g = 0; g < gpr; g++) {
-        const v = new Uint32Array(k * 4);
-        const sc = new Uint32Array(k);
+        const space = q4Scratch(k * 5);
+        const v = space.subarray(0, k * 4);
+        const sc = space.subarray(k * 4);
         for (let rr = 0; rr < k; rr++) {
           const s = i + r - r0 + rr;
           v.set(values.subarray((s * gpr + g) * 4, (s * gpr + g + 1) * 4), rr * 4); // at most 7 rows
           sc[rr] = scales[s * gpr + g];
         }
-        write(chunk.buffer, QUANT_HEADER_BYTES + (slot0 + B * g) * 16, new Uint8Array(v.buffer));
-        write(chunk.buffer, scaleStart + (slot0 + B * g) * 4, new Uint8Array(sc.buffer));
+        write(
+          chunk.buffer,
+          QUANT_HEADER_BYTES + (slot0 + B * g) * 16,
+          new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
+        );
+        write(
+          chunk.buffer,
+          scaleStart + (slot0 + B * g) * 4,
+          new Uint8Array(sc.buffer, sc.byteOffset, sc.byteLength),
+        );
       }
       r = stop;
     }
