@@ -1,7 +1,7 @@
 // attention.wgsl for head_dim % 4 == 0 and grouped-query heads: one workgroup serves up to four query
 // heads that share a KV head, so each key and value is loaded once for all of them (CPU adapters load
-// memory lane by lane: loads, not arithmetic, set the pace of decoding). Same bindings, parameters and
-// results as attention.wgsl.
+// memory lane by lane: loads, not arithmetic, set the pace of decoding). Bindings, parameters and results
+// as attention.wgsl, plus a direct mode for a single key block (no attention_combine dispatch).
 //
 // Scaled dot-product attention, split over key blocks (flash-decoding): this kernel computes, for one
 // query token, a group of ≤ 4 query heads and one block of keys, each head's running max m, softmax
@@ -13,7 +13,8 @@
 // Only keys below kv_used are visited: past the last key any mask row allows, nothing contributes, so
 // the cost follows the positions in use rather than the cache length kv_len (the layout stride).
 // Bindings: 0 q f32 [T, n_heads, head_dim] (window), 1 k [b, n_kv, kv_len, head_dim], 2 v (same),
-// 3 mask bits (window), 4 partial f32 [T, n_heads, n_blocks, head_dim + 2], 5 params.
+// 3 mask bits (window), 4 partial f32 [T, n_heads, n_blocks, head_dim + 2] (or, with direct = 1, the
+// output f32 [T, n_heads · head_dim], window), 5 params (attention.wgsl's, then direct and out_off).
 // Workgroups: 64 invocations; workgroup (block, kv head · ⌈G/4⌉ + head group, token). Scores: each
 // invocation scores 4 of a sub-block's 256 keys for the 4 heads (a vec4 per key); in a full sub-block
 // the 4 keys go side by side, so each query load from workgroup memory serves 4 keys (on llvmpipe
@@ -36,6 +37,10 @@ struct Params {
   q_off: u32,
   mask_off: u32,
   scale: f32,
+  // 1: a single key block, whose result goes straight to the output (bound as binding 4, from element
+  // out_off) without attention_combine.wgsl.
+  direct: u32,
+  out_off: u32,
 }
 
 @group(0) @binding(0) var<storage, read> q: array<f32>;
@@ -189,20 +194,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     }
   }
   workgroupBarrier();
+  // One key block (direct = 1): the finished output, Σ exp(s_j − m)·v_j / Σ exp(s_j − m) (0 where the mask
+  // allowed no key, as attention_combine.wgsl gives), straight into `partial`, which is then the output.
+  let direct = p.direct != 0u;
   for (var i = lid; i < nh * hd4; i += 64u) {
     let g = i / hd4;
     let c = i % hd4;
     var sum = vec4<f32>(0.0);
+    var l = 0.0;
     for (var r = 0u; r < n_parts; r++) {
       sum += parts[r * 4u * hd4 + i];
+      l += part_l[r][g];
     }
-    let base = ((tl * p.n_heads + h0 + g) * p.n_blocks + kb) * (hd + 2u) + 4u * c;
+    var base = ((tl * p.n_heads + h0 + g) * p.n_blocks + kb) * (hd + 2u) + 4u * c;
+    if (direct) {
+      sum = select(vec4<f32>(0.0), sum / l, l > 0.0);
+      base = p.out_off + (tl * p.n_heads + h0 + g) * hd + 4u * c;
+    }
     partial[base] = sum.x;
     partial[base + 1u] = sum.y;
     partial[base + 2u] = sum.z;
     partial[base + 3u] = sum.w;
   }
-  if (lid < nh) {
+  if (lid < nh && !direct) {
     var l = 0.0;
     for (var r = 0u; r < n_parts; r++) {
       l += part_l[r][lid];

@@ -659,17 +659,25 @@ export function attention(
       1 / Math.sqrt(headDim),
     ];
     const kernel = tiled ? "attention_tiled" : headDim % 4 === 0 ? "attention_vec4" : "attention";
+    const ow = bindWindow(rec.gpu, out, t0 * width * 4, n * width * 4);
+    // attention_vec4 writes a single key block's result straight to the output: one dispatch fewer per
+    // layer and step while the context is short (~80 us each on llvmpipe).
+    const direct = kernel === "attention_vec4" && nBlocks === 1;
     rec.dispatch(
       kernel,
       undefined,
-      [qw.resource, k, v, mw ? mw.resource : rec.dummy, partial],
-      tiled ? pack("uuuuuuuuuuuuufu", [...params, n]) : pack("uuuuuuuuuuuuuf", params),
+      [qw.resource, k, v, mw ? mw.resource : rec.dummy, direct ? ow.resource : partial],
+      tiled
+        ? pack("uuuuuuuuuuuuufu", [...params, n])
+        : kernel === "attention_vec4"
+        ? pack("uuuuuuuuuuuuufuu", [...params, direct ? 1 : 0, direct ? ow.elementOffset : 0])
+        : pack("uuuuuuuuuuuuuf", params),
       // attention_vec4 serves up to 4 query heads of one KV head per workgroup.
       kernel === "attention_vec4"
         ? [nBlocks, nKv * Math.ceil(nHeads / nKv / 4), n]
         : [nBlocks, nHeads, tiled ? Math.ceil(n / 8) : n],
     );
-    const ow = bindWindow(rec.gpu, out, t0 * width * 4, n * width * 4);
+    if (direct) continue;
     rec.dispatch(
       "attention_combine",
       undefined,
