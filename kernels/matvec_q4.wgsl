@@ -9,12 +9,11 @@
 // the scales; from vec4 1 the values, one group (32) per vec4<u32>, rows in blocks of 8 with their groups
 // interleaved (row r's group g at vec4 1 + slot(r) + 8g), so an invocation's 8 rows read 128 contiguous
 // bytes per group; from word S the f32 scales in the same order.
-// Needs K % 32 == 0 and K ≤ 14336. Bindings: 0 weight (one row-chunk); 1…6 and the parameters, outputs,
+// Needs K % 32 == 0 and K ≤ 14336. Bindings: 0 weight (one row-chunk; declared by weight_q4.wgsl,
+// prepended by kernels/sources.ts with its layout functions); 1…6 and the parameters, outputs,
 // split and accumulate rules as matvec.wgsl (matvec_common.wgsl, appended). The workgroup first
 // quantizes its token's x (quantize_act_q8.wgsl, appended).
 // Workgroups: 64 invocations along x, 8 rows each; y = token; K/32 loop iterations.
-
-@group(0) @binding(0) var<storage, read> weight: array<vec4<u32>>;
 
 // Activations of one group as 16 pairs: P[i][j] = qx[8j + i + 4] + qx[8j + i] · 2^16 (mod 2^32), the
 // two elements that nibbles i and i + 4 of weight word j multiply (see group_dot).
@@ -64,10 +63,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation
   let groups = p.K / 32u;
   let s0 = weight[0].x;
   // The invocation's rows as vec4 index of their values and word index of their scales in group 0; group
-  // g is 8g further. slot(r) = (r / 8) · 8 · groups + r % 8 (weight_row in weight_q4.wgsl).
+  // g is 8g further (weight_rows4 and q4_group in weight_q4.wgsl).
   let rows = matvec_rows(n_base);
-  let slot_a = (rows.a >> vec4<u32>(3u)) * (8u * groups) + (rows.a & vec4<u32>(7u));
-  let slot_b = (rows.b >> vec4<u32>(3u)) * (8u * groups) + (rows.b & vec4<u32>(7u));
+  let slot_a = weight_rows4(rows.a, p.K);
+  let slot_b = weight_rows4(rows.b, p.K);
   let wa = 1u + slot_a;
   let wb = 1u + slot_b;
   let sa = s0 + slot_a;

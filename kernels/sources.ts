@@ -60,7 +60,8 @@ export const KERNELS: Record<KernelName, string> = {
   linear,
   matvec: withMatvecCommon(matvec),
   matvec_q8: withInt8Activations(matvecQ8),
-  matvec_q4: withInt8Activations(matvecQ4),
+  // The q4 weight snippet first: its binding and weight_rows4, the one WGSL statement of the q4 layout.
+  matvec_q4: withInt8Activations(`${weightQ4}\n${matvecQ4}`),
   matmul,
   rms_norm: withReduce(rmsNorm),
   rope,

@@ -370,14 +370,11 @@ export class WeightStorage {
 
 /**
  * {@link WeightStorage.writeRows} for q8 / q4: the values and the scales of the rows, each into its region of
- * the chunks' buffers (a function, not a method: slices are made without the constructor).
+ * the chunks' buffers (a function, not a method: slices are made without the constructor). q8 rows are
+ * row-major, so each chunk's share is two writes; q4 rows go into blocks ({@link writeQ4Segment}).
  */
 function writeQuantRows(w: WeightStorage, rowStart: number, bytes: Uint8Array, write: BytesWriter): void {
-  if (w.dtype === "q4") {
-    writeQ4Rows(w, rowStart, bytes, write);
-    return;
-  }
-  const dtype = w.dtype as "q8";
+  const dtype = w.dtype as "q8" | "q4";
   const rows = bytes.byteLength / w.rowBytes;
   if (!Number.isInteger(rows)) {
     throw new GpuError(`internal: ${bytes.byteLength} bytes are not whole ${dtype} rows of ${w.cols}`);
@@ -392,22 +389,22 @@ function writeQuantRows(w: WeightStorage, rowStart: number, bytes: Uint8Array, w
     if (!chunk) throw new GpuError(`internal: row ${row} is outside the weight ${w.shape}`);
     const n = Math.min(chunk.rowStart + chunk.rowCount - row, rows - i);
     const r = chunk.bufferRow + row - chunk.rowStart;
-    write(
-      chunk.buffer,
-      QUANT_HEADER_BYTES + r * valueRow,
-      bytes.subarray(i * valueRow, (i + n) * valueRow),
-    );
-    const scaleStart = QUANT_HEADER_BYTES + chunk.bufferRows * valueRow;
-    write(
-      chunk.buffer,
-      scaleStart + r * scaleRow,
-      scales.subarray(i * scaleRow, (i + n) * scaleRow),
-    );
+    const scaleStart = QUANT_HEADER_BYTES + quantBufferRows(dtype, chunk.bufferRows) * valueRow;
+    if (dtype === "q4") {
+      writeQ4Segment(w.cols, bytes, rows, i, n, { buffer: chunk.buffer, row: r, scaleStart }, write);
+    } else {
+      write(
+        chunk.buffer,
+        QUANT_HEADER_BYTES + r * valueRow,
+        bytes.subarray(i * valueRow, (i + n) * valueRow),
+      );
+      write(chunk.buffer, scaleStart + r * scaleRow, scales.subarray(i * scaleRow, (i + n) * scaleRow));
+    }
     i += n;
   }
 }
 
-/** Reordering space of {@link writeQ4Rows}, reused across pieces (writers copy what they are given). */
+/** Reordering space of {@link writeQ4Segment}, reused across pieces (writers copy what they are given). */
 let q4Space = new Uint32Array(0);
 
 /** `words` words of the reordering space (fresh arrays per piece piled up ~50 MiB while loading). */
@@ -417,87 +414,64 @@ function q4Scratch(words: number): Uint32Array {
 }
 
 /**
- * {@link WeightStorage.writeRows} for q4: the rows' values and scales, moved into the blocks of
- * {@link q4Slot}. Runs of whole blocks are reordered here and written with one write each for values and
- * scales; the rows of a block that is only partly written (at a slice's or a piece's edges) go group by
- * group, each group's slots of those rows being contiguous.
+ * Rows `[i, i + n)` of a q4 piece (`rows` rows: values, then scales) into buffer rows `[dst.row, dst.row + n)`
+ * of one chunk, moved into the blocks of {@link q4Slot}. A run of whole blocks is gathered in slot order
+ * and written with one write each for values and scales. The rows of a block that is only partly written
+ * (at a slice's or a piece's edges) are gathered group-major, `width` slots per group, and written group by
+ * group: their slots within a group are contiguous, but groups lie 8 slots apart.
  */
-function writeQ4Rows(w: WeightStorage, rowStart: number, bytes: Uint8Array, write: BytesWriter): void {
-  const rows = bytes.byteLength / w.rowBytes;
-  if (!Number.isInteger(rows)) {
-    throw new GpuError(`internal: ${bytes.byteLength} bytes are not whole q4 rows of ${w.cols}`);
-  }
-  const gpr = w.cols / QUANT_GROUP;
+function writeQ4Segment(
+  cols: number,
+  bytes: Uint8Array,
+  rows: number,
+  i: number,
+  n: number,
+  dst: { buffer: GPUBuffer; row: number; scaleStart: number },
+  write: BytesWriter,
+): void {
+  const gpr = cols / QUANT_GROUP;
   const src = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
   const values = new Uint32Array(src.buffer, src.byteOffset, rows * gpr * 4);
   const scales = new Uint32Array(src.buffer, src.byteOffset + rows * gpr * 16, rows * gpr);
   const B = Q4_BLOCK_ROWS;
-  let i = 0;
-  while (i < rows) {
-    const row = rowStart + i;
-    const chunk = w.chunks.find((c) => row >= c.rowStart && row < c.rowStart + c.rowCount);
-    if (!chunk) throw new GpuError(`internal: row ${row} is outside the weight ${w.shape}`);
-    const n = Math.min(chunk.rowStart + chunk.rowCount - row, rows - i);
-    const scaleStart = QUANT_HEADER_BYTES + quantBufferRows("q4", chunk.bufferRows) * gpr * 16;
-    // Buffer rows [r, end) from source rows i + (r − r0)….
-    const r0 = chunk.bufferRow + row - chunk.rowStart;
-    const end = r0 + n;
-    let r = r0;
-    while (r < end) {
-      const full = r % B === 0 ? Math.floor((end - r) / B) * B : 0;
-      if (full > 0) {
-        const space = q4Scratch(full * gpr * 5);
-        const v = space.subarray(0, full * gpr * 4);
-        const sc = space.subarray(full * gpr * 4);
-        for (let rr = 0; rr < full; rr++) {
-          const s = i + r - r0 + rr;
-          const slot = q4Slot(rr, w.cols);
-          for (let g = 0; g < gpr; g++) {
-            const d = slot + B * g, o = (s * gpr + g) * 4;
-            v[d * 4] = values[o];
-            v[d * 4 + 1] = values[o + 1];
-            v[d * 4 + 2] = values[o + 2];
-            v[d * 4 + 3] = values[o + 3];
-            sc[d] = scales[s * gpr + g];
-          }
-        }
-        const slot0 = q4Slot(r, w.cols);
-        write(
-          chunk.buffer,
-          QUANT_HEADER_BYTES + slot0 * 16,
-          new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
-        );
-        write(chunk.buffer, scaleStart + slot0 * 4, new Uint8Array(sc.buffer, sc.byteOffset, sc.byteLength));
-        r += full;
-        continue;
-      }
-      // Part of a block: rows [r, stop), one run of slots per group.
-      const stop = Math.min(end, (Math.floor(r / B) + 1) * B);
-      const k = stop - r;
-      const slot0 = q4Slot(r, w.cols);
+  const end = dst.row + n;
+  for (let r = dst.row; r < end;) {
+    const full = r % B === 0 ? Math.floor((end - r) / B) * B : 0;
+    const count = full || Math.min(end, (Math.floor(r / B) + 1) * B) - r;
+    // Slot of row rr and group g in the gathered rows: blocks of `width` rows, groups interleaved.
+    const width = full ? B : count;
+    const space = q4Scratch(count * gpr * 5);
+    const v = space.subarray(0, count * gpr * 4);
+    const sc = space.subarray(count * gpr * 4);
+    for (let rr = 0; rr < count; rr++) {
+      const s = i + r - dst.row + rr;
+      const base = Math.floor(rr / width) * width * gpr + (rr % width);
       for (let g = 0; g < gpr; g++) {
-        const space = q4Scratch(k * 5);
-        const v = space.subarray(0, k * 4);
-        const sc = space.subarray(k * 4);
-        for (let rr = 0; rr < k; rr++) {
-          const s = i + r - r0 + rr;
-          v.set(values.subarray((s * gpr + g) * 4, (s * gpr + g + 1) * 4), rr * 4); // at most 7 rows
-          sc[rr] = scales[s * gpr + g];
-        }
-        write(
-          chunk.buffer,
-          QUANT_HEADER_BYTES + (slot0 + B * g) * 16,
-          new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
-        );
-        write(
-          chunk.buffer,
-          scaleStart + (slot0 + B * g) * 4,
-          new Uint8Array(sc.buffer, sc.byteOffset, sc.byteLength),
-        );
+        const d = base + width * g, o = (s * gpr + g) * 4;
+        v[d * 4] = values[o];
+        v[d * 4 + 1] = values[o + 1];
+        v[d * 4 + 2] = values[o + 2];
+        v[d * 4 + 3] = values[o + 3];
+        sc[d] = scales[s * gpr + g];
       }
-      r = stop;
     }
-    i += n;
+    const slot0 = q4Slot(r, cols);
+    const runs = full ? [[0, count * gpr]] : Array.from({ length: gpr }, (_, g) => [g * count, count]);
+    for (const [at, len] of runs) {
+      // Gathered slot `at` is buffer slot slot0 + at for whole blocks, slot0 + 8g for group g of a part.
+      const slot = full ? slot0 + at : slot0 + B * (at / count);
+      write(
+        dst.buffer,
+        QUANT_HEADER_BYTES + slot * 16,
+        new Uint8Array(v.buffer, v.byteOffset + at * 16, len * 16),
+      );
+      write(
+        dst.buffer,
+        dst.scaleStart + slot * 4,
+        new Uint8Array(sc.buffer, sc.byteOffset + at * 4, len * 4),
+      );
+    }
+    r += count;
   }
 }
 
