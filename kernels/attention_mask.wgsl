@@ -12,3 +12,16 @@ fn allowed(row: u32, qi: u32, j: u32) -> bool {
   }
   return true;
 }
+
+// allowed() for keys j..j+3, j % 4 == 0 (one mask word holds all four).
+fn allowed4(row: u32, qi: u32, j: u32) -> vec4<bool> {
+  let js = vec4<u32>(j) + vec4<u32>(0u, 1u, 2u, 3u);
+  if (p.mask_mode == 1u) {
+    return js <= vec4<u32>(qi);
+  }
+  if (p.mask_mode == 2u) {
+    let w = mask[p.mask_off + row * p.mask_words + (j >> 5u)];
+    return ((vec4<u32>(w) >> (js & vec4<u32>(31u))) & vec4<u32>(1u)) == vec4<u32>(1u);
+  }
+  return vec4<bool>(true);
+}

@@ -6,14 +6,17 @@
 // Tile sizes measured on llvmpipe (GFLOP/s, bf16, 128 tokens × 4096 × 1024): 8×4 23, 4×8 28, 8×8 27–31,
 // 8×12 37, 8×16 39, 8×24 31, 16×16 37, 8×32 34 (beyond 8×16 the accumulators spill).
 // The tile is written out (one variable per 4 results, not arrays) so that it stays in registers.
-// Needs K % 8 == 0 and x_off % 4 == 0 (ops.ts falls back to linear.wgsl otherwise).
-// Bindings: 0 weight (snippet), 1 x vec4<f32> [M, K/4] (window), 2 out f32 [M, out_stride] (window),
-// 3 bias f32 [out_stride] (unused when has_bias = 0), 4 params.
+// Needs K % 8 == 0, x_off % 4 == 0 and x_stride % 4 == 0 (ops.ts falls back to linear.wgsl otherwise).
+// Bindings: 0 weight (snippet), 1 x vec4<f32> [M, x_stride / 4] (window), 2 out f32 [M, out_stride]
+// (window), 3 bias f32 [out_stride] (unused when has_bias = 0), 4 params.
 // With accumulate = 1 the result is added to out (a residual connection folded into the projection).
 // w_row0: the chunk's first row within its buffer (a weight sharing its buffer with others, see
 // WeightStorage.slice).
-// Workgroups: 64 invocations along x (1024 weight rows per workgroup), y = group of 8 tokens; K/8 loop
-// iterations per invocation.
+// Batches (attention's heads, ops.ts attentionByMatmul): workgroup z = b multiplies x from
+// x_off + b · x_z with the weight rows from w_row0 + ((b + z_shift) / z_group) · w_z_rows (grouped-query
+// heads share a KV head) into out from out_off + b · out_z. A plain product has one batch, x_stride = K.
+// Workgroups: 64 invocations along x (1024 weight rows per workgroup), y = group of 8 tokens, z = batch;
+// K/8 loop iterations per invocation.
 struct Params {
   M: u32,
   K: u32,
@@ -25,6 +28,12 @@ struct Params {
   has_bias: u32,
   accumulate: u32,
   w_row0: u32,
+  x_stride: u32,
+  x_z: u32,
+  out_z: u32,
+  w_z_rows: u32,
+  z_group: u32,
+  z_shift: u32,
 }
 
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -42,15 +51,20 @@ fn dot4x8(w0: mat2x4<f32>, w1: mat2x4<f32>, w2: mat2x4<f32>, w3: mat2x4<f32>, a0
   );
 }
 
-// Writes the 4 results `acc` of token m, rows n..n+3 (those below n_valid, counted from the tile's j0).
-fn store(m: u32, n: u32, j0: u32, n_valid: u32, acc: vec4<f32>) {
-  let row = p.out_off + m * p.out_stride + p.n0 + n;
+// Writes the 4 results `acc` of token m, rows n..n+3 (those below n_valid, counted from the tile's j0),
+// from out_base (the batch's out_off).
+fn store(out_base: u32, m: u32, n: u32, j0: u32, n_valid: u32, acc: vec4<f32>) {
+  let row = out_base + m * p.out_stride + p.n0 + n;
   for (var j = 0u; j < 4u && j0 + j < n_valid; j++) {
-    var b = 0.0;
+    var y = acc[j];
     if (p.has_bias != 0u) {
-      b = bias[p.n0 + n + j];
+      y += bias[p.n0 + n + j];
     }
-    out[row + j] = acc[j] + b + select(0.0, out[row + j], p.accumulate != 0u);
+    // A branch, not select(): the load of out costs as much as the store on CPU adapters.
+    if (p.accumulate != 0u) {
+      y += out[row + j];
+    }
+    out[row + j] = y;
   }
 }
 
@@ -63,19 +77,21 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   // Weight row bases (weight_row) of the tile's rows (past the last row: the last row again, not stored).
   let last = p.rows - 1u;
-  let wb0 = weight_rows4(min(vec4<u32>(n_base + 0u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + p.w_row0, p.K);
-  let wb1 = weight_rows4(min(vec4<u32>(n_base + 4u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + p.w_row0, p.K);
-  let wb2 = weight_rows4(min(vec4<u32>(n_base + 8u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + p.w_row0, p.K);
-  let wb3 = weight_rows4(min(vec4<u32>(n_base + 12u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + p.w_row0, p.K);
+  let w_row0 = p.w_row0 + ((gid.z + p.z_shift) / p.z_group) * p.w_z_rows;
+  let wb0 = weight_rows4(min(vec4<u32>(n_base + 0u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + w_row0, p.K);
+  let wb1 = weight_rows4(min(vec4<u32>(n_base + 4u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + w_row0, p.K);
+  let wb2 = weight_rows4(min(vec4<u32>(n_base + 8u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + w_row0, p.K);
+  let wb3 = weight_rows4(min(vec4<u32>(n_base + 12u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + w_row0, p.K);
   // Activation rows of the tile's tokens (past the last token: the last token again).
-  let xb0 = (p.x_off + min(m_base + 0u, p.M - 1u) * p.K) / 4u;
-  let xb1 = (p.x_off + min(m_base + 1u, p.M - 1u) * p.K) / 4u;
-  let xb2 = (p.x_off + min(m_base + 2u, p.M - 1u) * p.K) / 4u;
-  let xb3 = (p.x_off + min(m_base + 3u, p.M - 1u) * p.K) / 4u;
-  let xb4 = (p.x_off + min(m_base + 4u, p.M - 1u) * p.K) / 4u;
-  let xb5 = (p.x_off + min(m_base + 5u, p.M - 1u) * p.K) / 4u;
-  let xb6 = (p.x_off + min(m_base + 6u, p.M - 1u) * p.K) / 4u;
-  let xb7 = (p.x_off + min(m_base + 7u, p.M - 1u) * p.K) / 4u;
+  let x_off = p.x_off + gid.z * p.x_z;
+  let xb0 = (x_off + min(m_base + 0u, p.M - 1u) * p.x_stride) / 4u;
+  let xb1 = (x_off + min(m_base + 1u, p.M - 1u) * p.x_stride) / 4u;
+  let xb2 = (x_off + min(m_base + 2u, p.M - 1u) * p.x_stride) / 4u;
+  let xb3 = (x_off + min(m_base + 3u, p.M - 1u) * p.x_stride) / 4u;
+  let xb4 = (x_off + min(m_base + 4u, p.M - 1u) * p.x_stride) / 4u;
+  let xb5 = (x_off + min(m_base + 5u, p.M - 1u) * p.x_stride) / 4u;
+  let xb6 = (x_off + min(m_base + 6u, p.M - 1u) * p.x_stride) / 4u;
+  let xb7 = (x_off + min(m_base + 7u, p.M - 1u) * p.x_stride) / 4u;
   // acc<t>_<g>: token t, rows 4g..4g+3 of the tile.
   var acc0_0 = vec4<f32>(0.0); var acc0_1 = vec4<f32>(0.0); var acc0_2 = vec4<f32>(0.0); var acc0_3 = vec4<f32>(0.0);
   var acc1_0 = vec4<f32>(0.0); var acc1_1 = vec4<f32>(0.0); var acc1_2 = vec4<f32>(0.0); var acc1_3 = vec4<f32>(0.0);
@@ -141,52 +157,53 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   let n_valid = min(16u, p.rows - n_base);
   let m_valid = min(8u, p.M - m_base);
+  let out_base = p.out_off + gid.z * p.out_z;
   if (0u < m_valid) {
-    store(m_base + 0u, n_base + 0u, 0u, n_valid, acc0_0);
-    store(m_base + 0u, n_base + 4u, 4u, n_valid, acc0_1);
-    store(m_base + 0u, n_base + 8u, 8u, n_valid, acc0_2);
-    store(m_base + 0u, n_base + 12u, 12u, n_valid, acc0_3);
+    store(out_base, m_base + 0u, n_base + 0u, 0u, n_valid, acc0_0);
+    store(out_base, m_base + 0u, n_base + 4u, 4u, n_valid, acc0_1);
+    store(out_base, m_base + 0u, n_base + 8u, 8u, n_valid, acc0_2);
+    store(out_base, m_base + 0u, n_base + 12u, 12u, n_valid, acc0_3);
   }
   if (1u < m_valid) {
-    store(m_base + 1u, n_base + 0u, 0u, n_valid, acc1_0);
-    store(m_base + 1u, n_base + 4u, 4u, n_valid, acc1_1);
-    store(m_base + 1u, n_base + 8u, 8u, n_valid, acc1_2);
-    store(m_base + 1u, n_base + 12u, 12u, n_valid, acc1_3);
+    store(out_base, m_base + 1u, n_base + 0u, 0u, n_valid, acc1_0);
+    store(out_base, m_base + 1u, n_base + 4u, 4u, n_valid, acc1_1);
+    store(out_base, m_base + 1u, n_base + 8u, 8u, n_valid, acc1_2);
+    store(out_base, m_base + 1u, n_base + 12u, 12u, n_valid, acc1_3);
   }
   if (2u < m_valid) {
-    store(m_base + 2u, n_base + 0u, 0u, n_valid, acc2_0);
-    store(m_base + 2u, n_base + 4u, 4u, n_valid, acc2_1);
-    store(m_base + 2u, n_base + 8u, 8u, n_valid, acc2_2);
-    store(m_base + 2u, n_base + 12u, 12u, n_valid, acc2_3);
+    store(out_base, m_base + 2u, n_base + 0u, 0u, n_valid, acc2_0);
+    store(out_base, m_base + 2u, n_base + 4u, 4u, n_valid, acc2_1);
+    store(out_base, m_base + 2u, n_base + 8u, 8u, n_valid, acc2_2);
+    store(out_base, m_base + 2u, n_base + 12u, 12u, n_valid, acc2_3);
   }
   if (3u < m_valid) {
-    store(m_base + 3u, n_base + 0u, 0u, n_valid, acc3_0);
-    store(m_base + 3u, n_base + 4u, 4u, n_valid, acc3_1);
-    store(m_base + 3u, n_base + 8u, 8u, n_valid, acc3_2);
-    store(m_base + 3u, n_base + 12u, 12u, n_valid, acc3_3);
+    store(out_base, m_base + 3u, n_base + 0u, 0u, n_valid, acc3_0);
+    store(out_base, m_base + 3u, n_base + 4u, 4u, n_valid, acc3_1);
+    store(out_base, m_base + 3u, n_base + 8u, 8u, n_valid, acc3_2);
+    store(out_base, m_base + 3u, n_base + 12u, 12u, n_valid, acc3_3);
   }
   if (4u < m_valid) {
-    store(m_base + 4u, n_base + 0u, 0u, n_valid, acc4_0);
-    store(m_base + 4u, n_base + 4u, 4u, n_valid, acc4_1);
-    store(m_base + 4u, n_base + 8u, 8u, n_valid, acc4_2);
-    store(m_base + 4u, n_base + 12u, 12u, n_valid, acc4_3);
+    store(out_base, m_base + 4u, n_base + 0u, 0u, n_valid, acc4_0);
+    store(out_base, m_base + 4u, n_base + 4u, 4u, n_valid, acc4_1);
+    store(out_base, m_base + 4u, n_base + 8u, 8u, n_valid, acc4_2);
+    store(out_base, m_base + 4u, n_base + 12u, 12u, n_valid, acc4_3);
   }
   if (5u < m_valid) {
-    store(m_base + 5u, n_base + 0u, 0u, n_valid, acc5_0);
-    store(m_base + 5u, n_base + 4u, 4u, n_valid, acc5_1);
-    store(m_base + 5u, n_base + 8u, 8u, n_valid, acc5_2);
-    store(m_base + 5u, n_base + 12u, 12u, n_valid, acc5_3);
+    store(out_base, m_base + 5u, n_base + 0u, 0u, n_valid, acc5_0);
+    store(out_base, m_base + 5u, n_base + 4u, 4u, n_valid, acc5_1);
+    store(out_base, m_base + 5u, n_base + 8u, 8u, n_valid, acc5_2);
+    store(out_base, m_base + 5u, n_base + 12u, 12u, n_valid, acc5_3);
   }
   if (6u < m_valid) {
-    store(m_base + 6u, n_base + 0u, 0u, n_valid, acc6_0);
-    store(m_base + 6u, n_base + 4u, 4u, n_valid, acc6_1);
-    store(m_base + 6u, n_base + 8u, 8u, n_valid, acc6_2);
-    store(m_base + 6u, n_base + 12u, 12u, n_valid, acc6_3);
+    store(out_base, m_base + 6u, n_base + 0u, 0u, n_valid, acc6_0);
+    store(out_base, m_base + 6u, n_base + 4u, 4u, n_valid, acc6_1);
+    store(out_base, m_base + 6u, n_base + 8u, 8u, n_valid, acc6_2);
+    store(out_base, m_base + 6u, n_base + 12u, 12u, n_valid, acc6_3);
   }
   if (7u < m_valid) {
-    store(m_base + 7u, n_base + 0u, 0u, n_valid, acc7_0);
-    store(m_base + 7u, n_base + 4u, 4u, n_valid, acc7_1);
-    store(m_base + 7u, n_base + 8u, 8u, n_valid, acc7_2);
-    store(m_base + 7u, n_base + 12u, 12u, n_valid, acc7_3);
+    store(out_base, m_base + 7u, n_base + 0u, 0u, n_valid, acc7_0);
+    store(out_base, m_base + 7u, n_base + 4u, 4u, n_valid, acc7_1);
+    store(out_base, m_base + 7u, n_base + 8u, 8u, n_valid, acc7_2);
+    store(out_base, m_base + 7u, n_base + 12u, 12u, n_valid, acc7_3);
   }
 }

@@ -1,10 +1,14 @@
 // Row-wise softmax in place of scaled scores, for attention run as matrix products:
 //   x[r, j] = exp(scale·x[r, j] − max) / Σ  for allowed j < cols;  x[r, j] = 0 for masked keys and for
 //   cols ≤ j < stride (padding); a row with no allowed key is all 0 (as the attention kernels give).
-// Masks: attention_mask.wgsl (appended), the query position of row r being q0 + r.
-// Bindings: 0 x f32 [rows, stride] (window, read-write), 1 mask bits (window), 2 params.
+// Rows are head_rows queries of each head in turn (attention's heads batched: ops.ts attentionByMatmul):
+// row r is query r % head_rows, at position q0 + r % head_rows, with that query's mask row.
+// Masks: attention_mask.wgsl (appended).
+// Bindings: 0 x vec4<f32> [rows, stride / 4] (window, read-write; x_off and stride multiples of 4),
+// 1 mask bits (window), 2 params.
 // Workgroups: 64 invocations per row (reduce_max and reduce_sum: workgroup_reduce.wgsl, appended), rows
-// flattened over x and y; each invocation loops 3 · cols / 64 times.
+// flattened over x and y; each invocation takes 4 keys at a time (CPU adapters load lane by lane: one
+// vec4 load costs little more than one f32 load) and loops 3 · stride / 256 times.
 struct Params {
   rows: u32,
   cols: u32,
@@ -15,15 +19,21 @@ struct Params {
   mask_words: u32,
   mask_off: u32,
   q0: u32,
+  head_rows: u32,
 }
 
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(0) var<storage, read_write> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> mask: array<u32>;
 @group(0) @binding(2) var<uniform> p: Params;
 
 const WG: u32 = 64u;
 
 const NEG: f32 = -3.0e38;
+
+// Which of keys j..j+3 row r (query position qi) attends to: allowed and not padding.
+fn keys4(r: u32, qi: u32, j: u32) -> vec4<bool> {
+  return allowed4(r, qi, j) & (vec4<u32>(j) + vec4<u32>(0u, 1u, 2u, 3u) < vec4<u32>(p.cols));
+}
 
 @compute @workgroup_size(64)
 fn main(
@@ -33,25 +43,27 @@ fn main(
 ) {
   let row = wid.x + wid.y * nwg.x;
   let live = row < p.rows;
-  let base = p.x_off + row * p.stride;
+  let r = row % p.head_rows;
+  let base = (p.x_off + row * p.stride) / 4u;
+  let n4 = p.stride / 4u;
   var m = NEG;
   if (live) {
-    for (var j = lid; j < p.cols; j += 64u) {
-      if (allowed(row, p.q0 + row, j)) {
-        m = max(m, x[base + j] * p.scale);
-      }
+    for (var c = lid; 4u * c < p.cols; c += 64u) {
+      let v = select(vec4<f32>(NEG), x[base + c] * p.scale, keys4(r, p.q0 + r, 4u * c));
+      m = max(m, max(max(v.x, v.y), max(v.z, v.w)));
     }
   }
   let mx = reduce_max(lid, m);
   var sum = 0.0;
   if (live) {
-    for (var j = lid; j < p.cols; j += 64u) {
-      var e = 0.0;
-      if (allowed(row, p.q0 + row, j)) {
-        e = exp(x[base + j] * p.scale - mx);
+    // Masked keys and padding become 0 here, so the last pass only scales.
+    for (var c = lid; c < n4; c += 64u) {
+      var e = vec4<f32>(0.0);
+      if (4u * c < p.cols) {
+        e = select(vec4<f32>(0.0), exp(x[base + c] * p.scale - mx), keys4(r, p.q0 + r, 4u * c));
       }
-      x[base + j] = e;
-      sum += e;
+      x[base + c] = e;
+      sum += (e.x + e.y) + (e.z + e.w);
     }
   }
   let total = reduce_sum(lid, sum);
@@ -60,11 +72,7 @@ fn main(
   if (!live) {
     return;
   }
-  for (var j = lid; j < p.stride; j += 64u) {
-    if (j < p.cols) {
-      x[base + j] *= inv;
-    } else {
-      x[base + j] = 0.0;
-    }
+  for (var c = lid; c < n4; c += 64u) {
+    x[base + c] *= inv;
   }
 }

@@ -609,6 +609,24 @@ gpuTest("attention: kvLen 20000 (blocks of 512 keys)", async () => {
   );
 });
 
+gpuTest(
+  "attention as matrix products in query and head ranges (ranges starting inside a KV group)",
+  async () => {
+    // One head's scores per range, 15 queries per range: every head a range of its own.
+    const small = await testGpu(SPLIT_BYTES);
+    await checkAttention(small, { b: 2, s: 64, nHeads: 6, nKv: 2, hd: 8, kvLen: 64, mode: "causal" }, 137);
+    // Two heads per range, 64 queries: the ranges of heads 2-3 and 4-5 start inside KV groups of 3.
+    const gpu = await testGpu(40960);
+    assert.equal(Math.floor(room(gpu) / (64 * 64 * 4)), 2);
+    await checkAttention(
+      gpu,
+      { b: 2, s: 64, nHeads: 6, nKv: 2, hd: 8, kvLen: 64, mode: "bits", allowed: bitsPattern(64, 138) },
+      139,
+    );
+    await checkAttention(gpu, { b: 1, s: 64, nHeads: 6, nKv: 2, hd: 8, kvLen: 64, mode: "none" }, 140);
+  },
+);
+
 gpuTest("attention split: tokens in ranges", async () => {
   const gpu = await testGpu(SPLIT_BYTES);
   assert.ok(60 * 2 * 18 * 4 > room(gpu));

@@ -224,10 +224,7 @@ export class WeightStorage {
   /** The buffers in row order, each within one storage binding. */
   readonly chunks: WeightChunk[];
 
-  /**
-   * An f32 matrix `[rows, cols]` already in `buffer` (one binding), used as the weight of a product:
-   * attention over long sequences multiplies by keys and values this way.
-   */
+  /** An f32 matrix `[rows, cols]` already in `buffer` (one binding), used as the weight of a product. */
   static wrap(buffer: GPUBuffer, rows: number, cols: number): WeightStorage {
     const w = Object.create(WeightStorage.prototype) as WeightStorage;
     return Object.assign(w, {

@@ -11,12 +11,13 @@
 import { type Gpu, GpuError } from "./device.ts";
 import {
   bindWindow,
+  type BoundWindow,
   BufferOwner,
   QUANT_GROUP,
   type ScratchPool,
   type WeightChunk,
   type WeightDtype,
-  WeightStorage,
+  type WeightStorage,
 } from "./buffers.ts";
 import { pipelinesOf } from "./pipelines.ts";
 import type { KernelName } from "../../kernels/sources.ts";
@@ -283,22 +284,26 @@ export function linear(
         matvecChunk(rec, weight.dtype, chunk, K, xr, mc, or, { bias, accumulate, int8 });
         continue;
       }
+      const params = [
+        mc,
+        K,
+        chunk.rowCount,
+        stride,
+        col0 + chunk.rowStart,
+        xw.elementOffset,
+        ow.elementOffset,
+        bias ? 1 : 0,
+        accumulate ? 1 : 0,
+        chunk.bufferRow,
+      ];
       rec.dispatch(
         kernel,
         weight.dtype,
         [chunk.buffer, xw.resource, ow.resource, bias ?? rec.dummy],
-        pack("uuuuuuuuuu", [
-          mc,
-          K,
-          chunk.rowCount,
-          stride,
-          col0 + chunk.rowStart,
-          xw.elementOffset,
-          ow.elementOffset,
-          bias ? 1 : 0,
-          accumulate ? 1 : 0,
-          chunk.bufferRow,
-        ]),
+        kernel === "linear"
+          ? pack("uuuuuuuuuu", params)
+          // One batch: x rows K apart (see matmulHeads for the batched form).
+          : pack("uuuuuuuuuuuuuuuu", [...params, K, 0, 0, 0, 1, 0]),
         kernel === "linear"
           ? [Math.ceil(chunk.rowCount / 4 / WORKGROUP), Math.ceil(mc / 4), 1]
           : [Math.ceil(chunk.rowCount / MATMUL_ROWS / WORKGROUP), Math.ceil(mc / MATMUL_TOKENS), 1],
@@ -605,7 +610,10 @@ export function attention(
   const kvUsed = Math.max(1, Math.min(kvLen, mask.kind === "bits" ? mask.used ?? kvLen : kvLen));
   if (
     headDim % 8 === 0 && seq >= MATMUL_ATTENTION_MIN_QUERIES && kvUsed >= MATMUL_ATTENTION_MIN_KEYS &&
-    seq * (Math.ceil(kvUsed / 8) * 8) * 4 <= rec.gpu.limits.maxBufferSize
+    seq * (Math.ceil(kvUsed / 8) * 8) * 4 <= rec.gpu.limits.maxBufferSize &&
+    // One KV head's keys (or transposed values) must fit a binding.
+    Math.ceil(kvUsed / 8) * 8 * headDim * 4 <=
+      rec.gpu.limits.maxBindingBytes - rec.gpu.limits.storageOffsetAlignment
   ) {
     attentionByMatmul(rec, q, batch, seq, nHeads, nKv, headDim, k, v, kvLen, kvUsed, mask, out);
     return;
@@ -789,11 +797,22 @@ export function sample(
   );
 }
 
-/** `out[r, c] = c < cols ? src[srcOff + r·rowStride + c·colStride] : 0` for `r < rows`, `c < outCols` (strided_copy.wgsl). */
+/**
+ * `out[outOff + r·outCols + c] = c < cols ? src[srcOff + r·rowStride + c·colStride] : 0` for `r < rows`,
+ * `c < outCols` (strided_copy.wgsl).
+ */
 function stridedCopy(
   rec: Recorder,
   src: GPUBuffer,
-  g: { rows: number; cols: number; outCols: number; srcOff: number; rowStride: number; colStride: number },
+  g: {
+    rows: number;
+    cols: number;
+    outCols: number;
+    srcOff: number;
+    rowStride: number;
+    colStride: number;
+    outOff: number;
+  },
   out: GPUBuffer,
 ): void {
   const span = (g.rows - 1) * g.rowStride + (g.cols - 1) * g.colStride + 1;
@@ -802,16 +821,71 @@ function stridedCopy(
     "strided_copy",
     undefined,
     [sw.resource, out],
-    pack("uuuuuuu", [g.rows, g.cols, g.outCols, sw.elementOffset, g.rowStride, g.colStride, 0]),
+    pack("uuuuuuu", [g.rows, g.cols, g.outCols, sw.elementOffset, g.rowStride, g.colStride, g.outOff]),
     grid(rec.gpu, g.rows * g.outCols),
   );
 }
 
 /**
+ * Per-head products of attention as one matmul.wgsl dispatch over `heads` heads (workgroups along z):
+ * for head z, `out[outOff + z·outZ + m·outStride + n] = Σ_k x[xOff + z·xZ + m·xStride + k] ·
+ * w[(wRow0 + ((z + zShift) / group)·wZRows + n)·K + k]` for `m < M`, `n < rows`, `k < K` (f32 weights).
+ */
+function matmulHeads(
+  rec: Recorder,
+  w: GPUBuffer,
+  x: BoundWindow,
+  out: BoundWindow,
+  g: {
+    heads: number;
+    M: number;
+    K: number;
+    rows: number;
+    xOff: number;
+    xStride: number;
+    xZ: number;
+    outOff: number;
+    outStride: number;
+    outZ: number;
+    wRow0: number;
+    wZRows: number;
+    group: number;
+    zShift: number;
+  },
+): void {
+  rec.dispatch(
+    "matmul",
+    "f32",
+    [w, x.resource, out.resource, rec.dummy],
+    pack("uuuuuuuuuuuuuuuu", [
+      g.M,
+      g.K,
+      g.rows,
+      g.outStride,
+      0,
+      x.elementOffset + g.xOff,
+      out.elementOffset + g.outOff,
+      0,
+      0,
+      g.wRow0,
+      g.xStride,
+      g.xZ,
+      g.outZ,
+      g.wZRows,
+      g.group,
+      g.zShift,
+    ]),
+    [Math.ceil(g.rows / MATMUL_ROWS / WORKGROUP), Math.ceil(g.M / MATMUL_TOKENS), g.heads],
+  );
+}
+
+/**
  * Attention over many queries and keys (the vision encoder: thousands; prefills) as two matrix products
- * per head with the register-tiled matmul: scores = q·kᵀ over the keys in use, a masked row softmax
- * (softmax_rows.wgsl), then scores·v. Much faster on CPU adapters than the key-block kernels, which
- * reload keys per query group. Same inputs and output as {@link attention}; `kvUsed` ≤ `kvLen` keys.
+ * with the register-tiled matmul, every head of a range in one dispatch: scores = q·kᵀ over the keys in
+ * use, a masked row softmax (softmax_rows.wgsl), then scores·v. Much faster on CPU adapters than the
+ * key-block kernels, which reload keys per query group. q is read in place (heads are columns of its
+ * rows); the keys and the transposed values of the range's KV heads are gathered first (one copy each).
+ * Same inputs and output as {@link attention}; `kvUsed` ≤ `kvLen` keys.
  */
 function attentionByMatmul(
   rec: Recorder,
@@ -830,54 +904,62 @@ function attentionByMatmul(
 ): void {
   // Keys padded to a multiple of 8 so the second product takes the vec4 kernel; padding scores are 0.
   const Lp = Math.ceil(kvUsed / 8) * 8;
-  const qh = rec.scratch(seq * hd * 4, "attention q head");
-  const kh = rec.scratch(kvUsed * hd * 4, "attention k head");
-  const vt = rec.scratch(hd * Lp * 4, "attention v head transposed");
-  const scores = rec.scratch(seq * Lp * 4, "attention scores");
   const group = nHeads / nKv;
   const modeId = { none: 0, causal: 1, bits: 2 }[mask.kind];
   const words = mask.kind === "bits" ? mask.words : 0;
-  for (let b = 0; b < batch; b++) {
-    for (let h = 0; h < nHeads; h++) {
-      const kvBase = (b * nKv + Math.floor(h / group)) * kvLen * hd;
-      stridedCopy(rec, q, {
-        rows: seq,
-        cols: hd,
-        outCols: hd,
-        srcOff: b * seq * nHeads * hd + h * hd,
-        rowStride: nHeads * hd,
-        colStride: 1,
-      }, qh);
-      if (h % group === 0) {
-        stridedCopy(rec, k, {
+  const room = rec.gpu.limits.maxBindingBytes - rec.gpu.limits.storageOffsetAlignment;
+  // Queries in ranges whose q, output, mask and one head's scores fit a binding; then heads in ranges
+  // whose scores, and whose KV heads' keys and transposed values, fit one.
+  const perKv = Lp * hd * 4;
+  if (perKv > room) throw new GpuError("internal: one head's keys exceed a binding");
+  const maxRows = MATMUL_TOKENS * rec.gpu.limits.maxWorkgroupsPerDimension;
+  for (const [r0, n] of ranges(rec.gpu, seq, [Lp * 4, nHeads * hd * 4, words * 4], maxRows)) {
+    const headsPer = Math.max(1, Math.min(nHeads, Math.floor(room / (n * Lp * 4))));
+    const scores = rec.scratch(Math.min(nHeads, headsPer) * n * Lp * 4, "attention scores");
+    for (let b = 0; b < batch; b++) {
+      const row0 = b * seq + r0;
+      const qw = bindWindow(rec.gpu, q, row0 * nHeads * hd * 4, n * nHeads * hd * 4);
+      const ow = bindWindow(rec.gpu, out, row0 * nHeads * hd * 4, n * nHeads * hd * 4);
+      const mw = mask.kind === "bits"
+        ? bindWindow(rec.gpu, mask.bits, row0 * words * 4, n * words * 4)
+        : null;
+      for (let h0 = 0; h0 < nHeads;) {
+        // Heads h0 … h0 + nh − 1, whose KV heads kv0 … kv0 + nkv − 1 fit the key and value buffers.
+        const kv0 = Math.floor(h0 / group);
+        let nh = Math.min(headsPer, nHeads - h0);
+        while (nh > 1 && (Math.floor((h0 + nh - 1) / group) - kv0 + 1) * perKv > room) nh--;
+        const nkv = Math.floor((h0 + nh - 1) / group) - kv0 + 1;
+        const kh = rec.scratch(nkv * Lp * hd * 4, "attention keys");
+        const vt = rec.scratch(nkv * hd * Lp * 4, "attention values transposed");
+        for (let j = 0; j < nkv; j++) {
+          const kvBase = (b * nKv + kv0 + j) * kvLen * hd;
+          const keys = { rows: kvUsed, cols: hd, outCols: hd, srcOff: kvBase, rowStride: hd, colStride: 1 };
+          stridedCopy(rec, k, { ...keys, outOff: j * Lp * hd }, kh);
+          const values = { rows: hd, cols: kvUsed, outCols: Lp, srcOff: kvBase, rowStride: 1, colStride: hd };
+          stridedCopy(rec, v, { ...values, outOff: j * hd * Lp }, vt);
+        }
+        const sw = bindWindow(rec.gpu, scores, 0, nh * n * Lp * 4);
+        const heads = { heads: nh, M: n, group, zShift: h0 % group };
+        // scores[z][m, j] = q[m, h0 + z] · k[kv(z)][j]
+        matmulHeads(rec, kh, qw, sw, {
+          ...heads,
+          K: hd,
           rows: kvUsed,
-          cols: hd,
-          outCols: hd,
-          srcOff: kvBase,
-          rowStride: hd,
-          colStride: 1,
-        }, kh);
-        stridedCopy(rec, v, {
-          rows: hd,
-          cols: kvUsed,
-          outCols: Lp,
-          srcOff: kvBase,
-          rowStride: 1,
-          colStride: hd,
-        }, vt);
-      }
-      linear(rec, WeightStorage.wrap(kh, kvUsed, hd), qh, seq, scores, null, false, { outStride: Lp });
-      for (const [r0, n] of ranges(rec.gpu, seq, [Lp * 4, words * 4])) {
-        const sw = bindWindow(rec.gpu, scores, r0 * Lp * 4, n * Lp * 4);
-        const mw = mask.kind === "bits"
-          ? bindWindow(rec.gpu, mask.bits, (b * seq + r0) * words * 4, n * words * 4)
-          : null;
+          xOff: h0 * hd,
+          xStride: nHeads * hd,
+          xZ: hd,
+          outOff: 0,
+          outStride: Lp,
+          outZ: n * Lp,
+          wRow0: 0,
+          wZRows: Lp,
+        });
         rec.dispatch(
           "softmax_rows",
           undefined,
           [sw.resource, mw ? mw.resource : rec.dummy],
-          pack("uuufuuuuu", [
-            n,
+          pack("uuufuuuuuu", [
+            nh * n,
             kvUsed,
             Lp,
             1 / Math.sqrt(hd),
@@ -886,15 +968,26 @@ function attentionByMatmul(
             words,
             mw ? mw.elementOffset : 0,
             r0,
+            n,
           ]),
-          gridPerItem(rec.gpu, n),
+          gridPerItem(rec.gpu, nh * n),
         );
+        // out[m, h0 + z] = scores[z][m] · vᵀ[kv(z)]
+        matmulHeads(rec, vt, sw, ow, {
+          ...heads,
+          K: Lp,
+          rows: hd,
+          xOff: 0,
+          xStride: Lp,
+          xZ: n * Lp,
+          outOff: h0 * hd,
+          outStride: nHeads * hd,
+          outZ: hd,
+          wRow0: 0,
+          wZRows: hd,
+        });
+        h0 += nh;
       }
-      linear(rec, WeightStorage.wrap(vt, hd, Lp), scores, seq, out, null, false, {
-        outStride: nHeads * hd,
-        outCol: h * hd,
-        outRow: b * seq,
-      });
     }
   }
 }
