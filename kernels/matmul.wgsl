@@ -15,8 +15,10 @@
 // Batches (attention's heads, ops.ts attentionByMatmul): workgroup z = b multiplies x from
 // x_off + b · x_z with the weight rows from w_row0 + ((b + z_shift) / z_group) · w_z_rows (grouped-query
 // heads share a KV head) into out from out_off + b · out_z. A plain product has one batch, x_stride = K.
-// Workgroups: 64 invocations along x (1024 weight rows per workgroup), y = group of 8 tokens, z = batch;
-// K/8 loop iterations per invocation.
+// Workgroups: 64 invocations, lanes_x (a power of two) along the rows and 64 / lanes_x along the tokens:
+// a workgroup covers 16 · lanes_x rows (x) and 8 · 64 / lanes_x tokens (y); z = batch. Few rows (attention:
+// 64 or 128) take few lanes along them, so that every lane has work and workgroups, which cost
+// ~20 us each on llvmpipe, are few. K/8 loop iterations per invocation.
 struct Params {
   M: u32,
   K: u32,
@@ -34,6 +36,7 @@ struct Params {
   w_z_rows: u32,
   z_group: u32,
   z_shift: u32,
+  lanes_x: u32,
 }
 
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -69,21 +72,25 @@ fn store(out_base: u32, m: u32, n: u32, j0: u32, n_valid: u32, acc: vec4<f32>) {
 }
 
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let n_base = gid.x * 16u;
-  let m_base = gid.y * 8u;
+fn main(
+  @builtin(workgroup_id) wid: vec3<u32>,
+  @builtin(local_invocation_index) lid: u32,
+) {
+  // lanes_x invocations of the workgroup along the rows, 64 / lanes_x along the tokens.
+  let n_base = (wid.x * p.lanes_x + lid % p.lanes_x) * 16u;
+  let m_base = (wid.y * (64u / p.lanes_x) + lid / p.lanes_x) * 8u;
   if (n_base >= p.rows || m_base >= p.M) {
     return;
   }
   // Weight row bases (weight_row) of the tile's rows (past the last row: the last row again, not stored).
   let last = p.rows - 1u;
-  let w_row0 = p.w_row0 + ((gid.z + p.z_shift) / p.z_group) * p.w_z_rows;
+  let w_row0 = p.w_row0 + ((wid.z + p.z_shift) / p.z_group) * p.w_z_rows;
   let wb0 = weight_rows4(min(vec4<u32>(n_base + 0u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + w_row0, p.K);
   let wb1 = weight_rows4(min(vec4<u32>(n_base + 4u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + w_row0, p.K);
   let wb2 = weight_rows4(min(vec4<u32>(n_base + 8u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + w_row0, p.K);
   let wb3 = weight_rows4(min(vec4<u32>(n_base + 12u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + w_row0, p.K);
   // Activation rows of the tile's tokens (past the last token: the last token again).
-  let x_off = p.x_off + gid.z * p.x_z;
+  let x_off = p.x_off + wid.z * p.x_z;
   let xb0 = (x_off + min(m_base + 0u, p.M - 1u) * p.x_stride) / 4u;
   let xb1 = (x_off + min(m_base + 1u, p.M - 1u) * p.x_stride) / 4u;
   let xb2 = (x_off + min(m_base + 2u, p.M - 1u) * p.x_stride) / 4u;
@@ -157,7 +164,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
   }
   let n_valid = min(16u, p.rows - n_base);
   let m_valid = min(8u, p.M - m_base);
-  let out_base = p.out_off + gid.z * p.out_z;
+  let out_base = p.out_off + wid.z * p.out_z;
   if (0u < m_valid) {
     store(out_base, m_base + 0u, n_base + 0u, 0u, n_valid, acc0_0);
     store(out_base, m_base + 0u, n_base + 4u, 4u, n_valid, acc0_1);

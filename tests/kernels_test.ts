@@ -237,6 +237,16 @@ gpuTest("linear f32: decode M=1, M=13, K and N not multiples of 4", async () => 
   await checkLinear(gpu, "f32", 5, 3, 5, 13);
 });
 
+gpuTest("matmul lane layouts: few rows take few lanes along them and more tokens per workgroup", async () => {
+  const gpu = await testGpu();
+  // 100 rows: 8 lanes along the rows, 8 × 8 tokens per workgroup; 300 rows: 32 lanes, 2 × 8 tokens;
+  // 150 tokens: a part-filled last workgroup along the tokens.
+  await checkLinear(gpu, "f32", 150, 64, 100, 14);
+  await checkLinear(gpu, "bf16", 150, 32, 300, 15);
+  // q4 slices of 20 and 12 rows (2 and 1 lanes along the rows), 70 tokens.
+  await checkStacked(gpu, "q4", 70, 64, [20, 12], 16);
+});
+
 gpuTest("linear bf16: even and odd K, M=1 and M=13", async () => {
   const gpu = await testGpu();
   await checkLinear(gpu, "bf16", 1, 64, 10, 20);

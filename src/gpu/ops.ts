@@ -303,10 +303,10 @@ export function linear(
         kernel === "linear"
           ? pack("uuuuuuuuuu", params)
           // One batch: x rows K apart (see matmulHeads for the batched form).
-          : pack("uuuuuuuuuuuuuuuu", [...params, K, 0, 0, 0, 1, 0]),
+          : pack("uuuuuuuuuuuuuuuuu", [...params, K, 0, 0, 0, 1, 0, matmulLanesX(chunk.rowCount)]),
         kernel === "linear"
           ? [Math.ceil(chunk.rowCount / 4 / WORKGROUP), Math.ceil(mc / 4), 1]
-          : [Math.ceil(chunk.rowCount / MATMUL_ROWS / WORKGROUP), Math.ceil(mc / MATMUL_TOKENS), 1],
+          : matmulGrid(chunk.rowCount, mc, 1),
       );
     }
   }
@@ -316,6 +316,23 @@ export function linear(
 const MATMUL_ROWS = 16;
 /** See {@link MATMUL_ROWS}. */
 const MATMUL_TOKENS = 8;
+
+/** Invocations of a matmul.wgsl workgroup along the rows: a power of two covering `rows`, at most 64. */
+function matmulLanesX(rows: number): number {
+  let lanes = 1;
+  while (lanes < WORKGROUP && lanes * MATMUL_ROWS < rows) lanes *= 2;
+  return lanes;
+}
+
+/** matmul.wgsl's grid for `rows` weight rows, `M` tokens and `batches` batches. */
+function matmulGrid(rows: number, M: number, batches: number): [number, number, number] {
+  const lanesX = matmulLanesX(rows);
+  return [
+    Math.ceil(rows / MATMUL_ROWS / lanesX),
+    Math.ceil(M / MATMUL_TOKENS / (WORKGROUP / lanesX)),
+    batches,
+  ];
+}
 
 /** Weight rows per invocation of matvec.wgsl. */
 const MATVEC_ROWS = 8;
@@ -857,7 +874,7 @@ function matmulHeads(
     "matmul",
     "f32",
     [w, x.resource, out.resource, rec.dummy],
-    pack("uuuuuuuuuuuuuuuu", [
+    pack("uuuuuuuuuuuuuuuuu", [
       g.M,
       g.K,
       g.rows,
@@ -874,8 +891,9 @@ function matmulHeads(
       g.wZRows,
       g.group,
       g.zShift,
+      matmulLanesX(g.rows),
     ]),
-    [Math.ceil(g.rows / MATMUL_ROWS / WORKGROUP), Math.ceil(g.M / MATMUL_TOKENS), g.heads],
+    matmulGrid(g.rows, g.M, g.heads),
   );
 }
 
