@@ -9,7 +9,8 @@
 // Needs K % 8 == 0 and x_off % 4 == 0 (ops.ts falls back to linear.wgsl otherwise).
 // Bindings: 0 weight (snippet); 1…6 and the parameters, the bias, accumulate and split rules in
 // matvec_common.wgsl (appended).
-// Workgroups: 64 invocations along x (512 rows per workgroup), y = token; K/16 (or K/8) loop iterations.
+// Workgroups: 64 invocations along x, 8 rows each (wg_rows ≤ 512 rows per workgroup: matvec_base), y = token;
+// K/16 (or K/8) loop iterations.
 
 // Four rows' 16 products with the activations x[k..k+15] = (a, b, c, e), each row's scale applied once
 // (q8 / q4; 1.0, folded away, for float weights). `rows` holds the four rows' bases (weight_row), k the column.
@@ -41,9 +42,9 @@ fn dot4x8(rows: vec4<u32>, k: u32, a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
 }
 
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-  let n_base = gid.x * 8u;
-  let m = gid.y;
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let n_base = matvec_base(wid.x, lid);
+  let m = wid.y;
   if (n_base >= p.rows || m >= p.M) {
     return;
   }

@@ -23,6 +23,7 @@ struct Params {
   split_c: u32,
   stride_b: u32,
   stride_c: u32,
+  wg_rows: u32,
 }
 
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -31,6 +32,13 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> out_b: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out_c: array<f32>;
 @group(0) @binding(6) var<uniform> p: Params;
+
+// The first output row of invocation lid of workgroup wx: each workgroup owns wg_rows rows (a multiple of
+// 8, at most 512), so that the host can even out the work of the workgroups (ops.ts matvecWorkgroupRows);
+// invocations past them get p.rows (no rows).
+fn matvec_base(wx: u32, lid: u32) -> u32 {
+  return select(p.rows, wx * p.wg_rows + lid * 8u, lid * 8u < p.wg_rows);
+}
 
 // The buffer rows of output rows n_base…n_base+3 (a) and n_base+4…n_base+7 (b); past the last row, the
 // last row again (its products are not stored).

@@ -9,7 +9,8 @@
 // Needs K % 32 == 0 and K ≤ 14336. Bindings: 0 weight (one row-chunk); 1…6 and the parameters, outputs,
 // split and accumulate rules as matvec.wgsl (matvec_common.wgsl, appended). The workgroup first
 // quantizes its token's x (quantize_act_q8.wgsl, appended).
-// Workgroups: 64 invocations along x, 8 rows each; y = token; K/32 loop iterations.
+// Workgroups: 64 invocations along x, 8 rows each (wg_rows ≤ 512 rows per workgroup: matvec_base), y = token;
+// K/32 loop iterations.
 
 @group(0) @binding(0) var<storage, read> weight: array<vec4<u32>>;
 
@@ -24,9 +25,9 @@ fn group_dot(w: u32, s: u32, a: vec4<u32>, b: vec4<u32>, sx: f32) -> f32 {
 }
 
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let n_base = gid.x * 8u;
-  let m = gid.y;
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let n_base = matvec_base(wid.x, lid);
+  let m = wid.y;
   quantize_activations((p.x_off + m * p.K) / 4u, p.K, lid);
   if (n_base >= p.rows) {
     return;

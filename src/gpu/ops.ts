@@ -422,6 +422,7 @@ function matvecChunk(
 ): void {
   const split = opts.split ?? [];
   const [b, c] = split;
+  const wgRows = matvecWorkgroupRows(chunk.rowCount);
   rec.dispatch(
     opts.int8 ? (dtype === "q4" ? "matvec_q4" : "matvec_q8") : "matvec",
     opts.int8 ? undefined : dtype,
@@ -433,7 +434,7 @@ function matvecChunk(
       b ? b.buffer : rec.dummyOutput(0),
       c ? c.buffer : rec.dummyOutput(1),
     ],
-    pack("uuuuuuuuuuuuuu", [
+    pack("uuuuuuuuuuuuuuu", [
       M,
       K,
       chunk.rowCount,
@@ -448,9 +449,21 @@ function matvecChunk(
       c ? c.start : NO_SPLIT,
       b ? b.stride : 0,
       c ? c.stride : 0,
+      wgRows,
     ]),
-    [Math.ceil(chunk.rowCount / MATVEC_ROWS / WORKGROUP), M, 1],
+    [Math.ceil(chunk.rowCount / wgRows), M, 1],
   );
+}
+
+/**
+ * Rows per workgroup of the matrix-vector kernels: up to 8 per invocation (512), spread over an even
+ * number of workgroups. A CPU adapter runs one workgroup per core at a time, so 1,536 rows as 3 × 512
+ * keep one of two cores idle a third of the time, and 4 × 384 do not; a GPU runs them all at once.
+ */
+function matvecWorkgroupRows(rows: number): number {
+  const full = Math.ceil(rows / MATVEC_ROWS / WORKGROUP);
+  const groups = full + (full % 2);
+  return Math.ceil(rows / MATVEC_ROWS / groups) * MATVEC_ROWS;
 }
 
 /** RMSNorm over the last `dim` of `rows` rows (rms_norm.wgsl) into a different buffer `out`. `scale` is f32 `[dim]`. */
