@@ -7,7 +7,7 @@
 // K % 16 != 0) and 4 activations per load (x as vec4), x
 // once per 8 rows (8 rows measured 16% faster than 4 on llvmpipe, 16 slower: register spills).
 // Needs K % 8 == 0 and x_off % 4 == 0 (ops.ts falls back to linear.wgsl otherwise).
-// Bindings: 0 weight (snippet); 1…6 and the parameters, the bias, accumulate and split rules in
+// Bindings: 0 weight (snippet); 1…5, the parameters (binding 6), the bias, accumulate and split rules in
 // matvec_common.wgsl (appended).
 // Workgroups: 64 invocations along x, 8 rows each (wg_rows ≤ 512 rows per workgroup: matvec_base), y = token;
 // K/16 (or K/8) loop iterations.
@@ -40,6 +40,8 @@ fn dot4x8(rows: vec4<u32>, k: u32, a: vec4<f32>, b: vec4<f32>) -> vec4<f32> {
     dot(a, w3[0]) + dot(b, w3[1]),
   );
 }
+
+@group(0) @binding(6) var<uniform> p: Params;
 
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

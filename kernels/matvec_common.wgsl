@@ -2,7 +2,9 @@
 // the parameters, bindings 1…6, the invocation's weight rows and the stores. Each invocation owns 8
 // consecutive output rows n_base…n_base+7 of one token m.
 // Bindings: 1 x vec4<f32> [M, K/4] (window), 2 out f32 [M, out_stride] (window), 3 bias f32 [out_stride]
-// (unused when has_bias = 0), 4 out_b f32 [M, stride_b], 5 out_c f32 [M, stride_c], 6 params.
+// (unused when has_bias = 0), 4 out_b f32 [M, stride_b], 5 out_c f32 [M, stride_c]; then the parameters
+// p (Params), declared by the kernel: binding 6 in matvec.wgsl, 7 in the int8 kernels, whose binding 6 is
+// SwiGLU's up (quantize_act_q8.wgsl; swiglu and up_off are theirs).
 // With accumulate = 1 the result is added to out (a residual connection folded into the projection).
 // w_row0: the chunk's first row within its buffer (a weight sharing its buffer with others, see
 // WeightStorage.slice).
@@ -24,6 +26,8 @@ struct Params {
   stride_b: u32,
   stride_c: u32,
   wg_rows: u32,
+  swiglu: u32,
+  up_off: u32,
 }
 
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
@@ -31,7 +35,6 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> out_b: array<f32>;
 @group(0) @binding(5) var<storage, read_write> out_c: array<f32>;
-@group(0) @binding(6) var<uniform> p: Params;
 
 // The first output row of invocation lid of workgroup wx: each workgroup owns wg_rows rows (a multiple of
 // 8, at most 512), so that the host can even out the work of the workgroups (ops.ts matvecWorkgroupRows);

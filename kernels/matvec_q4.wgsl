@@ -10,9 +10,9 @@
 // interleaved (row r's group g at vec4 1 + slot(r) + 8g), so an invocation's 8 rows read 128 contiguous
 // bytes per group; from word S the f32 scales in the same order.
 // Needs K % 32 == 0 and K ≤ 14336. Bindings: 0 weight (one row-chunk; declared by weight_q4.wgsl,
-// prepended by kernels/sources.ts with its layout functions); 1…6 and the parameters, outputs,
-// split and accumulate rules as matvec.wgsl (matvec_common.wgsl, appended). The workgroup first
-// quantizes its token's x (quantize_act_q8.wgsl, appended).
+// prepended by kernels/sources.ts with its layout functions); 1…5, outputs, split and accumulate rules
+// as matvec.wgsl (matvec_common.wgsl, appended). The workgroup first quantizes its token's x
+// (quantize_act_q8.wgsl, appended: binding 6 SwiGLU's up, 7 the parameters).
 // Workgroups: 64 invocations along x, 8 rows each (wg_rows ≤ 512 rows per workgroup: matvec_base), y = token;
 // K/32 loop iterations.
 
@@ -57,7 +57,7 @@ fn group_dot(w: u32, s: u32, x: ActPairs, offset: i32, sx: f32) -> f32 {
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let n_base = matvec_base(wid.x, lid);
   let m = wid.y;
-  quantize_activations((p.x_off + m * p.K) / 4u, p.K, lid);
+  quantize_activations((p.x_off + m * p.K) / 4u, (p.up_off + m * p.K) / 4u, p.K, lid);
   if (n_base >= p.rows) {
     return;
   }

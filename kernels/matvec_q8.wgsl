@@ -6,9 +6,9 @@
 // largest value per element) is the price; README "Quantized weights" gives the resulting errors.
 // Weights (src/gpu/buffers.ts, WeightStorage, q8): word 0 the word offset S of the scales; from vec4 1
 // the values, row-major, 16 per vec4<u32>; from word S the f32 scales, one per row and group.
-// Needs K % 32 == 0 and K ≤ 14336. Bindings: 0 weight (one row-chunk); 1…6 and the parameters, outputs,
-// split and accumulate rules as matvec.wgsl (matvec_common.wgsl, appended). The workgroup first
-// quantizes its token's x (quantize_act_q8.wgsl, appended).
+// Needs K % 32 == 0 and K ≤ 14336. Bindings: 0 weight (one row-chunk); 1…5, outputs, split and
+// accumulate rules as matvec.wgsl (matvec_common.wgsl, appended). The workgroup first quantizes its
+// token's x (quantize_act_q8.wgsl, appended: binding 6 SwiGLU's up, 7 the parameters).
 // Workgroups: 64 invocations along x, 8 rows each (wg_rows ≤ 512 rows per workgroup: matvec_base), y = token;
 // K/32 loop iterations.
 
@@ -28,7 +28,7 @@ fn group_dot(w: u32, s: u32, a: vec4<u32>, b: vec4<u32>, sx: f32) -> f32 {
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let n_base = matvec_base(wid.x, lid);
   let m = wid.y;
-  quantize_activations((p.x_off + m * p.K) / 4u, p.K, lid);
+  quantize_activations((p.x_off + m * p.K) / 4u, (p.up_off + m * p.K) / 4u, p.K, lid);
   if (n_base >= p.rows) {
     return;
   }

@@ -3,8 +3,14 @@
 // no extra dispatch per projection (41 per bench_small step, ~2.5 ms on llvmpipe, as a separate kernel).
 // Each group of 32 values gets one f32 scale s = max|x| / 127 and values q = round(x / s) in −127…127,
 // packed four per u32 (value k in byte k % 4, two's complement): the layout of the q8 weights.
+// With p.swiglu = 1 the row quantized is silu(x) ⊙ up instead of x (the SwiGLU of torchtune FeedForward,
+// as swiglu.wgsl computes it): the down projection takes w1 x and w3 x as they are, one dispatch fewer.
 // Needs the kernel's `x: array<vec4<f32>>` binding and K ≤ 14336 (ops.ts MAX_INT8_K; 16,128 bytes of
-// workgroup memory, within WebGPU's guaranteed 16,384).
+// workgroup memory, within WebGPU's guaranteed 16,384). Declares binding 6, up vec4<f32> [M, K/4]
+// (window; unused when swiglu = 0), and binding 7, the parameters (matvec_common.wgsl's Params).
+@group(0) @binding(6) var<storage, read> up: array<vec4<f32>>;
+@group(0) @binding(7) var<uniform> p: Params;
+
 var<workgroup> act_q: array<vec4<u32>, 896>;
 var<workgroup> act_s: array<f32, 448>;
 
@@ -13,29 +19,41 @@ fn pack_int8(v: vec4<f32>, inv: f32) -> u32 {
   return q.x | (q.y << 8u) | (q.z << 16u) | (q.w << 24u);
 }
 
-// Quantizes x[base4 .. base4 + K/4) (vec4 index) into act_q / act_s; call from uniform control flow
-// (it ends with a barrier), with lid the local invocation index of a 64-wide workgroup.
-fn quantize_activations(base4: u32, K: u32, lid: u32) {
+// Four values of the row: x[i], or silu(x[i]) ⊙ up[i − base4 + up4] with p.swiglu = 1.
+fn act_in(i: u32, base4: u32, up4: u32) -> vec4<f32> {
+  let a = x[i];
+  if (p.swiglu == 0u) {
+    return a;
+  }
+  return a / (vec4<f32>(1.0) + exp(-a)) * up[i - base4 + up4];
+}
+
+// Quantizes x[base4 .. base4 + K/4) (vec4 index; with swiglu, up from up4) into act_q / act_s; call from
+// uniform control flow (it ends with a barrier), with lid the local invocation index of a 64-wide
+// workgroup.
+fn quantize_activations(base4: u32, up4: u32, K: u32, lid: u32) {
   for (var g = lid; g < K / 32u; g += 64u) {
+    let b = base4 + 8u * g;
+    var v: array<vec4<f32>, 8>;
     var amax = vec4<f32>(0.0);
     for (var i = 0u; i < 8u; i++) {
-      amax = max(amax, abs(x[base4 + 8u * g + i]));
+      v[i] = act_in(b + i, base4, up4);
+      amax = max(amax, abs(v[i]));
     }
     let mx = max(max(amax.x, amax.y), max(amax.z, amax.w));
     act_s[g] = mx / 127.0;
     let inv = select(0.0, 127.0 / mx, mx > 0.0);
-    let b = base4 + 8u * g;
     act_q[2u * g] = vec4<u32>(
-      pack_int8(x[b], inv),
-      pack_int8(x[b + 1u], inv),
-      pack_int8(x[b + 2u], inv),
-      pack_int8(x[b + 3u], inv),
+      pack_int8(v[0], inv),
+      pack_int8(v[1], inv),
+      pack_int8(v[2], inv),
+      pack_int8(v[3], inv),
     );
     act_q[2u * g + 1u] = vec4<u32>(
-      pack_int8(x[b + 4u], inv),
-      pack_int8(x[b + 5u], inv),
-      pack_int8(x[b + 6u], inv),
-      pack_int8(x[b + 7u], inv),
+      pack_int8(v[4], inv),
+      pack_int8(v[5], inv),
+      pack_int8(v[6], inv),
+      pack_int8(v[7], inv),
     );
   }
   workgroupBarrier();

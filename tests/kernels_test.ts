@@ -10,6 +10,7 @@ import { type BufferOwner, type WeightDtype, WeightStorage } from "../src/gpu/bu
 import {
   attention,
   type AttentionMask,
+  canFuseSwiglu,
   embedding,
   gatedResidual,
   kvCacheUpdate,
@@ -219,6 +220,40 @@ gpuTest("stacked weights: slices and split products (q/k/v, w1/w3), every dtype,
     await checkStacked(gpu, dtype, 13, 32, [24, 8, 8], 160 + i);
   }
 });
+
+gpuTest(
+  "SwiGLU fused into quantized decoding products: silu(gate) ⊙ up quantized by the product",
+  async () => {
+    const gpu = await testGpu();
+    for (const [i, dtype] of (["q8", "q4"] as const).entries()) {
+      for (const M of [1, 3]) {
+        const rng = new Rng(180 + 2 * i + M);
+        const K = 256, N = 40;
+        await withOwner(gpu, async (owner) => {
+          const w = new WeightStorage(owner, [N, K], dtype, `w2 ${dtype}`);
+          const bytes = quantizeRows(rng.normals(N * K, 0.5), dtype);
+          w.writeRows(gpu, 0, bytes);
+          assert.ok(canFuseSwiglu(gpu, w, M));
+          const gv = rng.normals(M * K, 2), uv = rng.normals(M * K);
+          const out = owner.storage(M * N * 4, "out");
+          record(gpu, (rec) => {
+            linear(rec, w, owner.upload(gv, "gate"), M, out, null, false, {
+              swigluUp: owner.upload(uv, "up"),
+            });
+          });
+          const ref = linearRef(
+            quantizeActivationsRef(Float32Array.from(swigluRef(gv, uv))),
+            dequantizeRows(bytes, dtype, N * K),
+            M,
+            K,
+            N,
+          );
+          assertClose(`fused swiglu ${dtype} M=${M}`, await readF32(gpu, out, M * N), ref, 1e-5);
+        });
+      }
+    }
+  },
+);
 
 gpuTest("stacked weights split: a stack over several chunks, slices across chunk boundaries", async () => {
   const gpu = await testGpu(SPLIT_BYTES);

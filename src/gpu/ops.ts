@@ -257,10 +257,14 @@ export function linear(
   out: GPUBuffer,
   bias: GPUBuffer | null = null,
   accumulate = false,
-  layout: { outStride?: number; outCol?: number; outRow?: number } = {},
+  layout: { outStride?: number; outCol?: number; outRow?: number; swigluUp?: GPUBuffer } = {},
 ): void {
   const K = weight.cols;
   const N = weight.rows;
+  const up = layout.swigluUp ?? null;
+  if (up && !canFuseSwiglu(rec.gpu, weight, M)) {
+    throw new GpuError("internal: SwiGLU fused into an unfit product");
+  }
   // `out` rows are `outStride` wide and this product fills columns outCol … outCol + N − 1.
   const stride = layout.outStride ?? N;
   const col0 = layout.outCol ?? 0;
@@ -281,7 +285,9 @@ export function linear(
       if (kernel === "matvec") {
         const xr = { resource: xw.resource, offset: xw.elementOffset };
         const or = { resource: ow.resource, offset: ow.elementOffset, stride, col0 };
-        matvecChunk(rec, weight.dtype, chunk, K, xr, mc, or, { bias, accumulate, int8 });
+        const uw = up ? bindWindow(rec.gpu, up, m0 * K * 4, mc * K * 4) : null;
+        const swigluUp = uw ? { resource: uw.resource, offset: uw.elementOffset } : undefined;
+        matvecChunk(rec, weight.dtype, chunk, K, xr, mc, or, { bias, accumulate, int8, swigluUp });
         continue;
       }
       const params = [
@@ -346,6 +352,14 @@ const NO_SPLIT = 0xffffffff;
  */
 export function canLinearSplit(weight: WeightStorage, M: number): boolean {
   return M < MATVEC_MAX_TOKENS && weight.cols % 8 === 0;
+}
+
+/**
+ * Whether {@link linear} can take `swigluUp` for `M` tokens of a product over `weight`: the int8
+ * activations of quantized decoding (matvec_q8.wgsl / matvec_q4.wgsl) quantize silu(x) ⊙ up themselves.
+ */
+export function canFuseSwiglu(gpu: Gpu, weight: WeightStorage, M: number): boolean {
+  return usesInt8Activations(gpu, weight) && M < MATVEC_MAX_TOKENS;
 }
 
 /**
@@ -418,6 +432,8 @@ function matvecChunk(
     split?: { start: number; buffer: GPUBuffer; stride: number }[];
     /** q8 / q4 weights only: int8 activations and integer dot products (matvec_q8.wgsl / matvec_q4.wgsl). */
     int8?: boolean;
+    /** With int8: the product is of silu(x) ⊙ up (up bound as `resource`, at element `offset`). */
+    swigluUp?: { resource: GPUBuffer | GPUBufferBinding; offset: number };
   },
 ): void {
   const split = opts.split ?? [];
@@ -433,8 +449,10 @@ function matvecChunk(
       opts.bias ?? rec.dummy,
       b ? b.buffer : rec.dummyOutput(0),
       c ? c.buffer : rec.dummyOutput(1),
+      // The int8 kernels' binding 6: SwiGLU's up (quantize_act_q8.wgsl).
+      ...(opts.int8 ? [opts.swigluUp?.resource ?? rec.dummy] : []),
     ],
-    pack("uuuuuuuuuuuuuuu", [
+    pack("uuuuuuuuuuuuuuuuu", [
       M,
       K,
       chunk.rowCount,
@@ -450,6 +468,8 @@ function matvecChunk(
       b ? b.stride : 0,
       c ? c.stride : 0,
       wgRows,
+      opts.swigluUp ? 1 : 0,
+      opts.swigluUp?.offset ?? 0,
     ]),
     [Math.ceil(chunk.rowCount / wgRows), M, 1],
   );

@@ -1,5 +1,5 @@
 /** @module torchtune `FeedForward`. */
-import { canLinearSplit, linearSplit, type Recorder, swiglu } from "../gpu/ops.ts";
+import { canFuseSwiglu, canLinearSplit, linear, linearSplit, type Recorder, swiglu } from "../gpu/ops.ts";
 import { gelu } from "../gpu/ops_vision.ts";
 import type { Linear } from "./linear.ts";
 import { Module, StackedWeights } from "./module.ts";
@@ -63,6 +63,14 @@ export class FeedForward extends Module {
       } else {
         this.w1.forward(rec, x, T, gate);
         this.w3.forward(rec, x, T, up);
+      }
+      const w2 = this.w2.weight.storage;
+      if (canFuseSwiglu(rec.gpu, w2, T)) {
+        // Quantized decoding: w2's int8 activations are quantized from silu(gate) ⊙ up directly.
+        linear(rec, w2, gate, T, out, this.w2.bias ? this.w2.bias.buffer : null, accumulate, {
+          swigluUp: up,
+        });
+        return;
       }
       swiglu(rec, gate, up, T * this.hidden_dim);
     } else {
