@@ -3,8 +3,9 @@
 // consecutive output rows n_base…n_base+7 of one token m.
 // Bindings: 1 x vec4<f32> [M, K/4] (window), 2 out f32 [M, out_stride] (window), 3 bias f32 [out_stride]
 // (unused when has_bias = 0), 4 out_b f32 [M, stride_b], 5 out_c f32 [M, stride_c]; then the parameters
-// p (Params), declared by the kernel: binding 6 in matvec.wgsl, 7 in the int8 kernels, whose binding 6 is
-// SwiGLU's up (quantize_act_q8.wgsl; swiglu and up_off are theirs).
+// p (Params), declared by the kernel: binding 6 in matvec.wgsl, 8 in the int8 kernels, whose bindings 6
+// and 7 are SwiGLU's up and the RMSNorm scale (quantize_act_q8.wgsl; swiglu, up_off, norm and norm_eps
+// are theirs).
 // With accumulate = 1 the result is added to out (a residual connection folded into the projection).
 // w_row0: the chunk's first row within its buffer (a weight sharing its buffer with others, see
 // WeightStorage.slice).
@@ -28,6 +29,8 @@ struct Params {
   wg_rows: u32,
   swiglu: u32,
   up_off: u32,
+  norm: u32,
+  norm_eps: f32,
 }
 
 @group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;

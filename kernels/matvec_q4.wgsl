@@ -12,7 +12,8 @@
 // Needs K % 32 == 0 and K ≤ 14336. Bindings: 0 weight (one row-chunk; declared by weight_q4.wgsl,
 // prepended by kernels/sources.ts with its layout functions); 1…5, outputs, split and accumulate rules
 // as matvec.wgsl (matvec_common.wgsl, appended). The workgroup first quantizes its token's x
-// (quantize_act_q8.wgsl, appended: binding 6 SwiGLU's up, 7 the parameters).
+// (quantize_act_q8.wgsl, appended: binding 6 SwiGLU's up, 7 the RMSNorm
+// scale, 8 the parameters).
 // Workgroups: 64 invocations along x, 8 rows each (wg_rows ≤ 512 rows per workgroup: matvec_base), y = token;
 // K/32 loop iterations.
 

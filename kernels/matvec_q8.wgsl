@@ -8,7 +8,8 @@
 // the values, row-major, 16 per vec4<u32>; from word S the f32 scales, one per row and group.
 // Needs K % 32 == 0 and K ≤ 14336. Bindings: 0 weight (one row-chunk); 1…5, outputs, split and
 // accumulate rules as matvec.wgsl (matvec_common.wgsl, appended). The workgroup first quantizes its
-// token's x (quantize_act_q8.wgsl, appended: binding 6 SwiGLU's up, 7 the parameters).
+// token's x (quantize_act_q8.wgsl, appended: binding 6 SwiGLU's up, 7 the RMSNorm
+// scale, 8 the parameters).
 // Workgroups: 64 invocations along x, 8 rows each (wg_rows ≤ 512 rows per workgroup: matvec_base), y = token;
 // K/32 loop iterations.
 

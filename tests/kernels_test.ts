@@ -10,12 +10,12 @@ import { type BufferOwner, type WeightDtype, WeightStorage } from "../src/gpu/bu
 import {
   attention,
   type AttentionMask,
-  canFuseSwiglu,
   embedding,
   gatedResidual,
   kvCacheUpdate,
   linear,
   linearSplit,
+  quantizesActivations,
   rmsNorm,
   rope,
   ropeKvUpdate,
@@ -222,6 +222,46 @@ gpuTest("stacked weights: slices and split products (q/k/v, w1/w3), every dtype,
 });
 
 gpuTest(
+  "RMSNorm folded into quantized decoding products (linear, and linearSplit as for q/k/v)",
+  async () => {
+    const gpu = await testGpu();
+    for (const [i, dtype] of (["q8", "q4"] as const).entries()) {
+      for (const M of [1, 3]) {
+        const rng = new Rng(190 + 2 * i + M);
+        const K = 320, N = 48, eps = 1e-5;
+        await withOwner(gpu, async (owner) => {
+          const w = new WeightStorage(owner, [N, K], dtype, `wqkv ${dtype}`);
+          const bytes = quantizeRows(rng.normals(N * K, 0.5), dtype);
+          w.writeRows(gpu, 0, bytes);
+          const xv = rng.normals(M * K, 3), sv = rng.normals(K, 1);
+          const x = owner.upload(xv, "x");
+          const rmsNorm = { scale: owner.upload(sv, "scale"), eps };
+          const out = owner.storage(M * N * 4, "out");
+          const parts = [32, 8, 8].map((rows) => ({ buffer: owner.storage(M * rows * 4, "part"), rows }));
+          record(gpu, (rec) => {
+            linear(rec, w, x, M, out, null, false, { rmsNorm });
+            linearSplit(rec, w, x, M, parts, rmsNorm);
+          });
+          const normed = Float32Array.from(rmsNormRef(xv, M, K, sv, eps));
+          const ref = linearRef(quantizeActivationsRef(normed), dequantizeRows(bytes, dtype, N * K), M, K, N);
+          assertClose(`folded rms_norm ${dtype} M=${M}`, await readF32(gpu, out, M * N), ref, 1e-5);
+          let col = 0;
+          for (const p of parts) {
+            const got = await readF32(gpu, p.buffer, M * p.rows);
+            const want = Float64Array.from(
+              { length: M * p.rows },
+              (_, j) => ref[Math.floor(j / p.rows) * N + col + (j % p.rows)],
+            );
+            assertClose(`folded rms_norm ${dtype} M=${M}, split at ${col}`, got, want, 1e-5);
+            col += p.rows;
+          }
+        });
+      }
+    }
+  },
+);
+
+gpuTest(
   "SwiGLU fused into quantized decoding products: silu(gate) ⊙ up quantized by the product",
   async () => {
     const gpu = await testGpu();
@@ -233,7 +273,7 @@ gpuTest(
           const w = new WeightStorage(owner, [N, K], dtype, `w2 ${dtype}`);
           const bytes = quantizeRows(rng.normals(N * K, 0.5), dtype);
           w.writeRows(gpu, 0, bytes);
-          assert.ok(canFuseSwiglu(gpu, w, M));
+          assert.ok(quantizesActivations(gpu, w, M));
           const gv = rng.normals(M * K, 2), uv = rng.normals(M * K);
           const out = owner.storage(M * N * 4, "out");
           record(gpu, (rec) => {

@@ -247,7 +247,9 @@ export function embedding(
 
 /**
  * `out[M, N] = x[M, K] · Wᵀ (+ bias)` (linear.wgsl, matvec.wgsl or matmul.wgsl) for a weight `[N, K]`,
- * chunk by chunk; `bias` is f32 `[N]`. With `accumulate` the result is added to `out` instead.
+ * chunk by chunk; `bias` is f32 `[N]`. With `accumulate` the result is added to `out` instead. With
+ * `layout.swigluUp` or `layout.rmsNorm` (only where {@link quantizesActivations}) the product is of
+ * silu(x) ⊙ swigluUp or of RMSNorm(x) instead of x.
  */
 export function linear(
   rec: Recorder,
@@ -257,13 +259,20 @@ export function linear(
   out: GPUBuffer,
   bias: GPUBuffer | null = null,
   accumulate = false,
-  layout: { outStride?: number; outCol?: number; outRow?: number; swigluUp?: GPUBuffer } = {},
+  layout: {
+    outStride?: number;
+    outCol?: number;
+    outRow?: number;
+    swigluUp?: GPUBuffer;
+    rmsNorm?: FoldedRmsNorm;
+  } = {},
 ): void {
   const K = weight.cols;
   const N = weight.rows;
   const up = layout.swigluUp ?? null;
-  if (up && !canFuseSwiglu(rec.gpu, weight, M)) {
-    throw new GpuError("internal: SwiGLU fused into an unfit product");
+  const rmsNorm = layout.rmsNorm;
+  if ((up || rmsNorm) && !quantizesActivations(rec.gpu, weight, M)) {
+    throw new GpuError("internal: SwiGLU or RMSNorm folded into a product that does not quantize its input");
   }
   // `out` rows are `outStride` wide and this product fills columns outCol … outCol + N − 1.
   const stride = layout.outStride ?? N;
@@ -287,7 +296,7 @@ export function linear(
         const or = { resource: ow.resource, offset: ow.elementOffset, stride, col0 };
         const uw = up ? bindWindow(rec.gpu, up, m0 * K * 4, mc * K * 4) : null;
         const swigluUp = uw ? { resource: uw.resource, offset: uw.elementOffset } : undefined;
-        matvecChunk(rec, weight.dtype, chunk, K, xr, mc, or, { bias, accumulate, int8, swigluUp });
+        matvecChunk(rec, weight.dtype, chunk, K, xr, mc, or, { bias, accumulate, int8, swigluUp, rmsNorm });
         continue;
       }
       const params = [
@@ -354,11 +363,21 @@ export function canLinearSplit(weight: WeightStorage, M: number): boolean {
   return M < MATVEC_MAX_TOKENS && weight.cols % 8 === 0;
 }
 
+/** An RMSNorm (torchtune `RMSNorm`) folded into the products that follow it: its scale f32 `[dim]` and eps. */
+export interface FoldedRmsNorm {
+  /** The scale, f32 `[dim]`. */
+  scale: GPUBuffer;
+  /** Added to the mean square. */
+  eps: number;
+}
+
 /**
- * Whether {@link linear} can take `swigluUp` for `M` tokens of a product over `weight`: the int8
- * activations of quantized decoding (matvec_q8.wgsl / matvec_q4.wgsl) quantize silu(x) ⊙ up themselves.
+ * Whether products over `weight` for `M` tokens quantize their activations themselves (the int8
+ * activations of quantized decoding, matvec_q8.wgsl / matvec_q4.wgsl), and so can take what comes
+ * before them into that step: SwiGLU ({@link linear}'s `swigluUp`) and RMSNorm (`rmsNorm` of
+ * {@link linear} and {@link linearSplit}).
  */
-export function canFuseSwiglu(gpu: Gpu, weight: WeightStorage, M: number): boolean {
+export function quantizesActivations(gpu: Gpu, weight: WeightStorage, M: number): boolean {
   return usesInt8Activations(gpu, weight) && M < MATVEC_MAX_TOKENS;
 }
 
@@ -373,9 +392,13 @@ export function linearSplit(
   x: GPUBuffer,
   M: number,
   outs: { buffer: GPUBuffer; rows: number }[],
+  rmsNorm?: FoldedRmsNorm,
 ): void {
   if (!canLinearSplit(weight, M) || outs.length < 2 || outs.length > 3) {
     throw new GpuError("internal: linearSplit needs a matvec-sized product and 2 or 3 outputs");
+  }
+  if (rmsNorm && !quantizesActivations(rec.gpu, weight, M)) {
+    throw new GpuError("internal: RMSNorm folded into a product that does not quantize its input");
   }
   if (outs.reduce((a, o) => a + o.rows, 0) !== weight.rows) {
     throw new GpuError("internal: linearSplit outputs do not add up to the weight's rows");
@@ -394,7 +417,7 @@ export function linearSplit(
       offset: 0,
       stride: a.rows,
       col0: 0,
-    }, { split, int8 });
+    }, { split, int8, rmsNorm });
   }
 }
 
@@ -434,6 +457,8 @@ function matvecChunk(
     int8?: boolean;
     /** With int8: the product is of silu(x) ⊙ up (up bound as `resource`, at element `offset`). */
     swigluUp?: { resource: GPUBuffer | GPUBufferBinding; offset: number };
+    /** With int8: the product is of RMSNorm(x). */
+    rmsNorm?: FoldedRmsNorm;
   },
 ): void {
   const split = opts.split ?? [];
@@ -449,10 +474,10 @@ function matvecChunk(
       opts.bias ?? rec.dummy,
       b ? b.buffer : rec.dummyOutput(0),
       c ? c.buffer : rec.dummyOutput(1),
-      // The int8 kernels' binding 6: SwiGLU's up (quantize_act_q8.wgsl).
-      ...(opts.int8 ? [opts.swigluUp?.resource ?? rec.dummy] : []),
+      // The int8 kernels' bindings 6 and 7: SwiGLU's up and the RMSNorm scale (quantize_act_q8.wgsl).
+      ...(opts.int8 ? [opts.swigluUp?.resource ?? rec.dummy, opts.rmsNorm?.scale ?? rec.dummy] : []),
     ],
-    pack("uuuuuuuuuuuuuuuuu", [
+    pack("uuuuuuuuuuuuuuuuuuf", [
       M,
       K,
       chunk.rowCount,
@@ -470,6 +495,8 @@ function matvecChunk(
       wgRows,
       opts.swigluUp ? 1 : 0,
       opts.swigluUp?.offset ?? 0,
+      opts.rmsNorm ? 1 : 0,
+      opts.rmsNorm?.eps ?? 0,
     ]),
     [Math.ceil(chunk.rowCount / wgRows), M, 1],
   );

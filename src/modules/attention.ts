@@ -5,6 +5,7 @@ import {
   canLinearSplit,
   kvCacheUpdate,
   linearSplit,
+  quantizesActivations,
   type Recorder,
 } from "../gpu/ops.ts";
 import type { KVCache } from "./kv_cache.ts";
@@ -120,9 +121,21 @@ export class MultiHeadAttention extends Module {
     return y.seq;
   }
 
-  /** `out[b·s, E] = attn(x, y)` for `x` `[b·s, E]`. */
-  forward(rec: Recorder, x: GPUBuffer, call: AttentionCall, out: GPUBuffer, accumulate = false): void {
-    const { batch, seq, y } = call;
+  /**
+   * `out[b·s, E] = attn(x, y)` for `x` `[b·s, E]`. With `norm`, attention is over `norm(x)` (and `y`, when
+   * it is `x`, is normalised too): the layer's `sa_norm`, folded into the q/k/v product when that
+   * quantizes its input (quantized decoding), and applied here otherwise.
+   */
+  forward(
+    rec: Recorder,
+    x: GPUBuffer,
+    call: AttentionCall,
+    out: GPUBuffer,
+    accumulate = false,
+    norm: RMSNorm | null = null,
+  ): void {
+    const { batch, seq } = call;
+    let y = call.y;
     const T = batch * seq;
     const H = this.num_heads, KV = this.num_kv_heads, hd = this.head_dim;
     let q = rec.scratch(T * H * hd * 4, "q");
@@ -133,12 +146,21 @@ export class MultiHeadAttention extends Module {
     // Self-attention over a few tokens (decoding): q, k and v in one product over the stacked weights.
     const self = y !== null && y.buffer === x && y.seq === seq;
     const stacked = self ? this.#qkv.storage : null;
-    if (stacked && k && v && canLinearSplit(stacked, T)) {
+    const split = stacked !== null && k !== null && v !== null && canLinearSplit(stacked, T);
+    if (norm && !(split && quantizesActivations(rec.gpu, stacked, T))) {
+      const normed = rec.scratch(T * this.embed_dim * 4, "attention input");
+      norm.forward(rec, x, T, normed);
+      if (self && y) y = { buffer: normed, seq: y.seq };
+      x = normed;
+      norm = null;
+    }
+    if (split && k && v) {
+      const rmsNorm = norm ? { scale: norm.scale.buffer, eps: norm.eps } : undefined;
       linearSplit(rec, stacked, x, T, [
         { buffer: q, rows: H * hd },
         { buffer: k, rows: KV * hd },
         { buffer: v, rows: KV * hd },
-      ]);
+      ], rmsNorm);
     } else {
       this.q_proj.forward(rec, x, T, q);
       if (y && k && v) {

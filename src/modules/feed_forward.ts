@@ -1,7 +1,15 @@
 /** @module torchtune `FeedForward`. */
-import { canFuseSwiglu, canLinearSplit, linear, linearSplit, type Recorder, swiglu } from "../gpu/ops.ts";
+import {
+  canLinearSplit,
+  linear,
+  linearSplit,
+  quantizesActivations,
+  type Recorder,
+  swiglu,
+} from "../gpu/ops.ts";
 import { gelu } from "../gpu/ops_vision.ts";
 import type { Linear } from "./linear.ts";
+import type { RMSNorm } from "./rms_norm.ts";
 import { Module, StackedWeights } from "./module.ts";
 
 /** Activations {@link FeedForward} supports: SiLU (Llama's SwiGLU) and exact GELU (CLIP). */
@@ -48,24 +56,43 @@ export class FeedForward extends Module {
     return { w1: this.w1, w2: this.w2, w3: this.w3 };
   }
 
-  /** `out[T, E] = FFN(x[T, E])` (or `out += …` with `accumulate`), using scratch buffers `[T, hidden]`. */
-  forward(rec: Recorder, x: GPUBuffer, T: number, out: GPUBuffer, accumulate = false): void {
+  /**
+   * `out[T, E] = FFN(x[T, E])` (or `out += …` with `accumulate`), using scratch buffers `[T, hidden]`.
+   * With `norm`, of `norm(x)`: the layer's `mlp_norm`, folded into the w1/w3 product when that quantizes
+   * its input (quantized decoding), and applied here otherwise.
+   */
+  forward(
+    rec: Recorder,
+    x: GPUBuffer,
+    T: number,
+    out: GPUBuffer,
+    accumulate = false,
+    norm: RMSNorm | null = null,
+  ): void {
     const gate = rec.scratch(T * this.hidden_dim * 4, "mlp gate");
     const stacked = this.#gateUp?.storage ?? null;
+    const split = stacked !== null && canLinearSplit(stacked, T);
+    if (norm && !(split && quantizesActivations(rec.gpu, stacked, T))) {
+      const normed = rec.scratch(T * this.w1.in_dim * 4, "mlp input");
+      norm.forward(rec, x, T, normed);
+      x = normed;
+      norm = null;
+    }
     if (this.w3) {
       const up = rec.scratch(T * this.hidden_dim * 4, "mlp up");
-      if (stacked && canLinearSplit(stacked, T)) {
+      if (split) {
         // Decoding: w1 x and w3 x in one product over the stacked weights.
+        const rmsNorm = norm ? { scale: norm.scale.buffer, eps: norm.eps } : undefined;
         linearSplit(rec, stacked, x, T, [{ buffer: gate, rows: this.hidden_dim }, {
           buffer: up,
           rows: this.hidden_dim,
-        }]);
+        }], rmsNorm);
       } else {
         this.w1.forward(rec, x, T, gate);
         this.w3.forward(rec, x, T, up);
       }
       const w2 = this.w2.weight.storage;
-      if (canFuseSwiglu(rec.gpu, w2, T)) {
+      if (quantizesActivations(rec.gpu, w2, T)) {
         // Quantized decoding: w2's int8 activations are quantized from silu(gate) ⊙ up directly.
         linear(rec, w2, gate, T, out, this.w2.bias ? this.w2.bias.buffer : null, accumulate, {
           swigluUp: up,

@@ -4,7 +4,7 @@ import type { AttentionInput, MultiHeadAttention } from "./attention.ts";
 import type { FeedForward } from "./feed_forward.ts";
 import { Module } from "./module.ts";
 import type { LayerNorm } from "./layer_norm.ts";
-import type { RMSNorm } from "./rms_norm.ts";
+import { RMSNorm } from "./rms_norm.ts";
 import type { TanhGate } from "./tanh_gate.ts";
 
 /** A normalisation module: RMSNorm in the decoder, LayerNorm in the vision encoder. */
@@ -83,26 +83,33 @@ export class TransformerSelfAttentionLayer extends Module {
     const { rec, batch, seq } = call;
     const T = batch * seq;
     const E = this.attn.embed_dim;
-    const normed = rec.scratch(T * E * 4, "normed");
     // A branch buffer only for gated layers; ungated ones add into x inside the output projections.
     const branch = () => rec.scratch(T * E * 4, "branch");
-    this.sa_norm.forward(rec, x, T, normed);
-    const attnCall = { batch, seq, y: { buffer: normed, seq }, mask: call.mask, positions: call.positions };
+    // The input of attn (or mlp): an RMSNorm is left to attn (mlp), which folds it into its first
+    // product when it can; a LayerNorm (vision encoder) is applied here.
+    const input = (norm: Norm): { x: GPUBuffer; norm: RMSNorm | null } => {
+      if (norm instanceof RMSNorm) return { x, norm };
+      const normed = rec.scratch(T * E * 4, "normed");
+      norm.forward(rec, x, T, normed);
+      return { x: normed, norm: null };
+    };
+    const a = input(this.sa_norm);
+    const attnCall = { batch, seq, y: { buffer: a.x, seq }, mask: call.mask, positions: call.positions };
     // Without a gate the residual add is folded into the output projection (out += …).
     if (this.sa_scale) {
       const b = branch();
-      this.attn.forward(rec, normed, attnCall, b);
+      this.attn.forward(rec, a.x, attnCall, b, false, a.norm);
       gatedResidual(rec, x, b, T, E, this.sa_scale.scale.buffer, null);
     } else {
-      this.attn.forward(rec, normed, attnCall, x, true);
+      this.attn.forward(rec, a.x, attnCall, x, true, a.norm);
     }
-    this.mlp_norm.forward(rec, x, T, normed);
+    const m = input(this.mlp_norm);
     if (this.mlp_scale) {
       const b = branch();
-      this.mlp.forward(rec, normed, T, b);
+      this.mlp.forward(rec, m.x, T, b, false, m.norm);
       gatedResidual(rec, x, b, T, E, this.mlp_scale.scale.buffer, null);
     } else {
-      this.mlp.forward(rec, normed, T, x, true);
+      this.mlp.forward(rec, m.x, T, x, true, m.norm);
     }
   }
 }
@@ -180,8 +187,7 @@ export class TransformerCrossAttentionLayer extends Module {
       positions: null,
     }, branch);
     gatedResidual(rec, x, branch, T, E, this.ca_scale.scale.buffer, call.skip);
-    this.mlp_norm.forward(rec, x, T, normed);
-    this.mlp.forward(rec, normed, T, branch);
+    this.mlp.forward(rec, x, T, branch, false, this.mlp_norm);
     gatedResidual(rec, x, branch, T, E, this.mlp_scale.scale.buffer, call.skip);
   }
 }
