@@ -148,7 +148,7 @@ export class MultiHeadAttention extends Module {
     const stacked = self ? this.#qkv.storage : null;
     const split = stacked !== null && k !== null && v !== null && canLinearSplit(stacked, T);
     if (norm && !(split && quantizesActivations(rec.gpu, stacked, T))) {
-      const normed = rec.scratch(T * this.embed_dim * 4, "attention input");
+      const normed = rec.scratch(T * this.embed_dim * 4, "normed");
       norm.forward(rec, x, T, normed);
       if (self && y) y = { buffer: normed, seq: y.seq };
       x = normed;

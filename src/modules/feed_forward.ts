@@ -73,7 +73,7 @@ export class FeedForward extends Module {
     const stacked = this.#gateUp?.storage ?? null;
     const split = stacked !== null && canLinearSplit(stacked, T);
     if (norm && !(split && quantizesActivations(rec.gpu, stacked, T))) {
-      const normed = rec.scratch(T * this.w1.in_dim * 4, "mlp input");
+      const normed = rec.scratch(T * this.w1.in_dim * 4, "normed");
       norm.forward(rec, x, T, normed);
       x = normed;
       norm = null;
