@@ -43,10 +43,11 @@ fn weight4_i(i: u32) -> vec4<f32> {
 }
 
 fn weight8_i(i: u32) -> mat2x4<f32> {
-  let v = weight[1u + (i >> 4u)];
-  let w = select(v.xy, v.zw, (i & 8u) != 0u);
+  // Two words, not the vec4 that holds them: CPU adapters load lane by lane, word by word.
+  let v = 1u + (i >> 4u);
+  let c = (i >> 2u) & 2u;
   let d = q8_scale(i);
-  return mat2x4<f32>(q8_unpack(w.x) * d, q8_unpack(w.y) * d);
+  return mat2x4<f32>(q8_unpack(weight[v][c]) * d, q8_unpack(weight[v][c + 1u]) * d);
 }
 
 fn weight16_scaled_i(i: u32) -> WeightScaled16 {
