@@ -38,7 +38,8 @@ fn act_in(i: u32, base4: u32, up4: u32, inv_rms: f32) -> vec4<f32> {
 }
 
 // 1 / sqrt(mean(x²) + norm_eps) over x[base4 .. base4 + K/4), summed by the whole workgroup in act_s
-// (free until quantize_activations writes the scales).
+// (free until quantize_activations writes the scales): workgroup_reduce.wgsl's arrays would take these
+// kernels past the 16,384 bytes of workgroup memory WebGPU guarantees.
 fn inverse_rms(base4: u32, K: u32, lid: u32) -> f32 {
   var ss = 0.0;
   for (var i = lid; i < K / 4u; i += 64u) {
