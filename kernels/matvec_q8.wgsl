@@ -29,7 +29,7 @@ fn group_dot(w: u32, s: u32, a: vec4<u32>, b: vec4<u32>, sx: f32) -> f32 {
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let n_base = matvec_base(wid.x, lid);
   let m = wid.y;
-  quantize_activations((p.x_off + m * p.K) / 4u, (p.up_off + m * p.K) / 4u, p.K, lid);
+  quantize_activations(m, lid);
   if (n_base >= p.rows) {
     return;
   }

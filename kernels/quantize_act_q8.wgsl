@@ -59,10 +59,13 @@ fn inverse_rms(base4: u32, K: u32, lid: u32) -> f32 {
   return 1.0 / sqrt(total / f32(K) + p.norm_eps);
 }
 
-// Quantizes x[base4 .. base4 + K/4) (vec4 index; with swiglu, up from up4) into act_q / act_s; call from
-// uniform control flow (it ends with a barrier), with lid the local invocation index of a 64-wide
-// workgroup.
-fn quantize_activations(base4: u32, up4: u32, K: u32, lid: u32) {
+// Quantizes token m's row of x (p.x_off + m · K as a flat index; with swiglu, up's from p.up_off) into
+// act_q / act_s; call from uniform control flow (it ends with a barrier), with lid the local invocation
+// index of a 64-wide workgroup.
+fn quantize_activations(m: u32, lid: u32) {
+  let K = p.K;
+  let base4 = (p.x_off + m * K) / 4u;
+  let up4 = (p.up_off + m * K) / 4u;
   var inv_rms = 1.0;
   if (p.norm != 0u) {
     inv_rms = inverse_rms(base4, K, lid);

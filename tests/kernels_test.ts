@@ -48,7 +48,7 @@ function room(gpu: Gpu): number {
   return gpu.limits.maxBindingBytes - gpu.limits.storageOffsetAlignment;
 }
 
-/** A weight `[rows, cols]` with random values in `dtype`, and those values as f32. */
+/** A weight `[rows, cols]` with random values in `dtype`, and those values as f32 (q8 / q4: as quantized). */
 function makeWeight(
   gpu: Gpu,
   owner: BufferOwner,
@@ -62,6 +62,9 @@ function makeWeight(
   if (dtype === "f32") {
     values = rng.normals(rows * cols, 0.5);
     bytes = new Uint8Array(values.buffer);
+  } else if (dtype === "q8" || dtype === "q4") {
+    bytes = quantizeRows(rng.normals(rows * cols, 0.5), dtype);
+    values = dequantizeRows(bytes, dtype, rows * cols);
   } else {
     const r = dtype === "bf16" ? randomBf16(rng, rows * cols) : randomF16(rng, rows * cols);
     values = r.values;
@@ -230,9 +233,7 @@ gpuTest(
         const rng = new Rng(190 + 2 * i + M);
         const K = 320, N = 48, eps = 1e-5;
         await withOwner(gpu, async (owner) => {
-          const w = new WeightStorage(owner, [N, K], dtype, `wqkv ${dtype}`);
-          const bytes = quantizeRows(rng.normals(N * K, 0.5), dtype);
-          w.writeRows(gpu, 0, bytes);
+          const { weight: w, values } = makeWeight(gpu, owner, N, K, dtype, rng);
           const xv = rng.normals(M * K, 3), sv = rng.normals(K, 1);
           const x = owner.upload(xv, "x");
           const rmsNorm = { scale: owner.upload(sv, "scale"), eps };
@@ -243,7 +244,7 @@ gpuTest(
             linearSplit(rec, w, x, M, parts, rmsNorm);
           });
           const normed = Float32Array.from(rmsNormRef(xv, M, K, sv, eps));
-          const ref = linearRef(quantizeActivationsRef(normed), dequantizeRows(bytes, dtype, N * K), M, K, N);
+          const ref = linearRef(quantizeActivationsRef(normed), values, M, K, N);
           assertClose(`folded rms_norm ${dtype} M=${M}`, await readF32(gpu, out, M * N), ref, 1e-5);
           let col = 0;
           for (const p of parts) {
@@ -270,9 +271,7 @@ gpuTest(
         const rng = new Rng(180 + 2 * i + M);
         const K = 256, N = 40;
         await withOwner(gpu, async (owner) => {
-          const w = new WeightStorage(owner, [N, K], dtype, `w2 ${dtype}`);
-          const bytes = quantizeRows(rng.normals(N * K, 0.5), dtype);
-          w.writeRows(gpu, 0, bytes);
+          const { weight: w, values } = makeWeight(gpu, owner, N, K, dtype, rng);
           assert.ok(quantizesActivations(gpu, w, M));
           const gv = rng.normals(M * K, 2), uv = rng.normals(M * K);
           const out = owner.storage(M * N * 4, "out");
@@ -283,7 +282,7 @@ gpuTest(
           });
           const ref = linearRef(
             quantizeActivationsRef(Float32Array.from(swigluRef(gv, uv))),
-            dequantizeRows(bytes, dtype, N * K),
+            values,
             M,
             K,
             N,

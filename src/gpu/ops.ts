@@ -248,7 +248,7 @@ export function embedding(
 /**
  * `out[M, N] = x[M, K] · Wᵀ (+ bias)` (linear.wgsl, matvec.wgsl or matmul.wgsl) for a weight `[N, K]`,
  * chunk by chunk; `bias` is f32 `[N]`. With `accumulate` the result is added to `out` instead. With
- * `layout.swigluUp` or `layout.rmsNorm` (only where {@link quantizesActivations}) the product is of
+ * `options.swigluUp` or `options.rmsNorm` (only where {@link quantizesActivations}) the product is of
  * silu(x) ⊙ swigluUp or of RMSNorm(x) instead of x.
  */
 export function linear(
@@ -259,7 +259,7 @@ export function linear(
   out: GPUBuffer,
   bias: GPUBuffer | null = null,
   accumulate = false,
-  layout: {
+  options: {
     outStride?: number;
     outCol?: number;
     outRow?: number;
@@ -269,14 +269,14 @@ export function linear(
 ): void {
   const K = weight.cols;
   const N = weight.rows;
-  const up = layout.swigluUp ?? null;
-  const rmsNorm = layout.rmsNorm;
+  const up = options.swigluUp ?? null;
+  const rmsNorm = options.rmsNorm;
   if ((up || rmsNorm) && !quantizesActivations(rec.gpu, weight, M)) {
     throw new GpuError("internal: SwiGLU or RMSNorm folded into a product that does not quantize its input");
   }
   // `out` rows are `outStride` wide and this product fills columns outCol … outCol + N − 1.
-  const stride = layout.outStride ?? N;
-  const col0 = layout.outCol ?? 0;
+  const stride = options.outStride ?? N;
+  const col0 = options.outCol ?? 0;
   if (bias && col0 !== 0) throw new GpuError("internal: a bias needs the product to start at column 0");
   // int8 activations for quantized weights when decoding. Decided on M, not on each range's tokens, so
   // that results do not depend on the binding limits.
@@ -286,7 +286,7 @@ export function linear(
       const [m0, mc] of ranges(rec.gpu, M, [K * 4, stride * 4], 4 * rec.gpu.limits.maxWorkgroupsPerDimension)
     ) {
       const xw = bindWindow(rec.gpu, x, m0 * K * 4, mc * K * 4);
-      const ow = bindWindow(rec.gpu, out, ((layout.outRow ?? 0) + m0) * stride * 4, mc * stride * 4);
+      const ow = bindWindow(rec.gpu, out, ((options.outRow ?? 0) + m0) * stride * 4, mc * stride * 4);
       // Rows of a multiple of 8 with aligned activations take the vec4 kernels: matrix-vector for a few
       // tokens (decoding: each weight row streamed once per token), 8×16 register tiles for more.
       const fast = K % 8 === 0 && xw.elementOffset % 4 === 0;
@@ -993,7 +993,7 @@ function attentionByMatmul(
   const maxRows = MATMUL_TOKENS * rec.gpu.limits.maxWorkgroupsPerDimension;
   for (const [r0, n] of ranges(rec.gpu, seq, [Lp * 4, nHeads * hd * 4, words * 4], maxRows)) {
     const headsPer = Math.max(1, Math.min(nHeads, Math.floor(room / (n * Lp * 4))));
-    const scores = rec.scratch(Math.min(nHeads, headsPer) * n * Lp * 4, "attention scores");
+    const scores = rec.scratch(headsPer * n * Lp * 4, "attention scores");
     for (let b = 0; b < batch; b++) {
       const row0 = b * seq + r0;
       const qw = bindWindow(rec.gpu, q, row0 * nHeads * hd * 4, n * nHeads * hd * 4);

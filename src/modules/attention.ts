@@ -12,7 +12,7 @@ import type { KVCache } from "./kv_cache.ts";
 import { Linear } from "./linear.ts";
 import { Module, StackedWeights } from "./module.ts";
 import type { Llama3ScaledRoPE } from "./position_embeddings.ts";
-import type { RMSNorm } from "./rms_norm.ts";
+import { normInput, type RMSNorm } from "./rms_norm.ts";
 
 /** The second input of an attention call: keys/values come from `y` `[b, s_y, E]` (T_y = b·s_y rows). */
 export interface AttentionInput {
@@ -147,20 +147,15 @@ export class MultiHeadAttention extends Module {
     const self = y !== null && y.buffer === x && y.seq === seq;
     const stacked = self ? this.#qkv.storage : null;
     const split = stacked !== null && k !== null && v !== null && canLinearSplit(stacked, T);
-    if (norm && !(split && quantizesActivations(rec.gpu, stacked, T))) {
-      const normed = rec.scratch(T * this.embed_dim * 4, "normed");
-      norm.forward(rec, x, T, normed);
-      if (self && y) y = { buffer: normed, seq: y.seq };
-      x = normed;
-      norm = null;
-    }
+    const input = normInput(rec, norm, x, T, split && quantizesActivations(rec.gpu, stacked, T));
+    if (self && y) y = { buffer: input.x, seq: y.seq };
+    x = input.x;
     if (split && k && v) {
-      const rmsNorm = norm ? { scale: norm.scale.buffer, eps: norm.eps } : undefined;
       linearSplit(rec, stacked, x, T, [
         { buffer: q, rows: H * hd },
         { buffer: k, rows: KV * hd },
         { buffer: v, rows: KV * hd },
-      ], rmsNorm);
+      ], input.fold);
     } else {
       this.q_proj.forward(rec, x, T, q);
       if (y && k && v) {

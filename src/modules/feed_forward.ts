@@ -9,7 +9,7 @@ import {
 } from "../gpu/ops.ts";
 import { gelu } from "../gpu/ops_vision.ts";
 import type { Linear } from "./linear.ts";
-import type { RMSNorm } from "./rms_norm.ts";
+import { normInput, type RMSNorm } from "./rms_norm.ts";
 import { Module, StackedWeights } from "./module.ts";
 
 /** Activations {@link FeedForward} supports: SiLU (Llama's SwiGLU) and exact GELU (CLIP). */
@@ -72,21 +72,16 @@ export class FeedForward extends Module {
     const gate = rec.scratch(T * this.hidden_dim * 4, "mlp gate");
     const stacked = this.#gateUp?.storage ?? null;
     const split = stacked !== null && canLinearSplit(stacked, T);
-    if (norm && !(split && quantizesActivations(rec.gpu, stacked, T))) {
-      const normed = rec.scratch(T * this.w1.in_dim * 4, "normed");
-      norm.forward(rec, x, T, normed);
-      x = normed;
-      norm = null;
-    }
+    const input = normInput(rec, norm, x, T, split && quantizesActivations(rec.gpu, stacked, T));
+    x = input.x;
     if (this.w3) {
       const up = rec.scratch(T * this.hidden_dim * 4, "mlp up");
       if (split) {
         // Decoding: w1 x and w3 x in one product over the stacked weights.
-        const rmsNorm = norm ? { scale: norm.scale.buffer, eps: norm.eps } : undefined;
         linearSplit(rec, stacked, x, T, [{ buffer: gate, rows: this.hidden_dim }, {
           buffer: up,
           rows: this.hidden_dim,
-        }], rmsNorm);
+        }], input.fold);
       } else {
         this.w1.forward(rec, x, T, gate);
         this.w3.forward(rec, x, T, up);

@@ -1,5 +1,5 @@
 /** @module torchtune `RMSNorm`. */
-import { type Recorder, rmsNorm } from "../gpu/ops.ts";
+import { type FoldedRmsNorm, type Recorder, rmsNorm } from "../gpu/ops.ts";
 import { Module, Parameter } from "./module.ts";
 
 /**
@@ -36,4 +36,23 @@ export class RMSNorm extends Module {
   forward(rec: Recorder, x: GPUBuffer, rows: number, out: GPUBuffer): void {
     rmsNorm(rec, x, rows, this.dim, this.scale.buffer, this.eps, out);
   }
+}
+
+/**
+ * The input of the product that follows `norm` over `rows` rows of `x`: with `folds` (the product quantizes
+ * its input, ops.ts `quantizesActivations`), `x` itself and the norm to fold into that product; otherwise
+ * `norm(x)` in the layer's shared "normed" scratch buffer. Without a norm, `x`.
+ */
+export function normInput(
+  rec: Recorder,
+  norm: RMSNorm | null,
+  x: GPUBuffer,
+  rows: number,
+  folds: boolean,
+): { x: GPUBuffer; fold?: FoldedRmsNorm } {
+  if (!norm) return { x };
+  if (folds) return { x, fold: { scale: norm.scale.buffer, eps: norm.eps } };
+  const normed = rec.scratch(rows * norm.dim * 4, "normed");
+  norm.forward(rec, x, rows, normed);
+  return { x: normed };
 }
