@@ -1,76 +1,18 @@
 // Matrix multiplication for prefill, y = x · Wᵀ (+ bias), for one row-chunk of W:
-// out[m, n0 + n] = Σ_k x[m, k] · W[n, k] (+ bias[n0 + n]).
+// out[m, n0 + n] = Σ_k x[m, k] · W[n, k] (+ bias[n0 + n]). Parameters, bindings 1…4, dot4x8 and store:
+// matmul_common.wgsl. Adapters with subgroups of 8 or more take matmul_subgroup.wgsl instead.
 // Register tiles of 8 tokens × 16 weight rows per invocation: each step of 8 along K loads 16 × 8 weights
-// (weight8) and 8 × 8 activations (vec4; every lane of a workgroup reads the same tokens, so those
-// loads broadcast) for 128 eight-wide dot products. No workgroup memory: on CPU adapters it was slower.
+// (weight8) and 8 × 8 activations (vec4; every lane of a workgroup reads the same tokens) for 128
+// eight-wide dot products. No workgroup memory: on CPU adapters it was slower.
 // Tile sizes measured on llvmpipe (GFLOP/s, bf16, 128 tokens × 4096 × 1024): 8×4 23, 4×8 28, 8×8 27–31,
 // 8×12 37, 8×16 39, 8×24 31, 16×16 37, 8×32 34 (beyond 8×16 the accumulators spill).
 // The tile is written out (one variable per 4 results, not arrays) so that it stays in registers.
 // Needs K % 8 == 0, x_off % 4 == 0 and x_stride % 4 == 0 (ops.ts falls back to linear.wgsl otherwise).
-// Bindings: 0 weight (snippet), 1 x vec4<f32> [M, x_stride / 4] (window), 2 out f32 [M, out_stride]
-// (window), 3 bias f32 [out_stride] (unused when has_bias = 0), 4 params.
-// With accumulate = 1 the result is added to out (a residual connection folded into the projection).
-// w_row0: the chunk's first row within its buffer (a weight sharing its buffer with others, see
-// WeightStorage.slice).
-// Batches (attention's heads, ops.ts attentionByMatmul): workgroup z = b multiplies x from
-// x_off + b · x_z with the weight rows from w_row0 + ((b + z_shift) / z_group) · w_z_rows (grouped-query
-// heads share a KV head) into out from out_off + b · out_z. A plain product has one batch, x_stride = K.
+// Bindings: 0 weight (snippet), 1…4 (matmul_common.wgsl).
 // Workgroups: 64 invocations, lanes_x (a power of two) along the rows and 64 / lanes_x along the tokens:
 // a workgroup covers 16 · lanes_x rows (x) and 8 · 64 / lanes_x tokens (y); z = batch. Few rows (attention:
 // 64 or 128) take few lanes along them, so that every lane has work and workgroups, which cost
 // ~20 us each on llvmpipe, are few. K/8 loop iterations per invocation.
-struct Params {
-  M: u32,
-  K: u32,
-  rows: u32,
-  out_stride: u32,
-  n0: u32,
-  x_off: u32,
-  out_off: u32,
-  has_bias: u32,
-  accumulate: u32,
-  w_row0: u32,
-  x_stride: u32,
-  x_z: u32,
-  out_z: u32,
-  w_z_rows: u32,
-  z_group: u32,
-  z_shift: u32,
-  lanes_x: u32,
-}
-
-@group(0) @binding(1) var<storage, read> x: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
-@group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<uniform> p: Params;
-
-// Four rows' 8 products with one token's activations x[k..k+7] = (a0, a1).
-fn dot4x8(w0: mat2x4<f32>, w1: mat2x4<f32>, w2: mat2x4<f32>, w3: mat2x4<f32>, a0: vec4<f32>, a1: vec4<f32>) -> vec4<f32> {
-  return vec4<f32>(
-    dot(a0, w0[0]) + dot(a1, w0[1]),
-    dot(a0, w1[0]) + dot(a1, w1[1]),
-    dot(a0, w2[0]) + dot(a1, w2[1]),
-    dot(a0, w3[0]) + dot(a1, w3[1]),
-  );
-}
-
-// Writes the 4 results `acc` of token m, rows n..n+3 (those below n_valid, counted from the tile's j0),
-// from out_base (the batch's out_off).
-fn store(out_base: u32, m: u32, n: u32, j0: u32, n_valid: u32, acc: vec4<f32>) {
-  let row = out_base + m * p.out_stride + p.n0 + n;
-  for (var j = 0u; j < 4u && j0 + j < n_valid; j++) {
-    var y = acc[j];
-    if (p.has_bias != 0u) {
-      y += bias[p.n0 + n + j];
-    }
-    // A branch, not select(): the load of out costs as much as the store on CPU adapters.
-    if (p.accumulate != 0u) {
-      y += out[row + j];
-    }
-    out[row + j] = y;
-  }
-}
-
 @compute @workgroup_size(64)
 fn main(
   @builtin(workgroup_id) wid: vec3<u32>,

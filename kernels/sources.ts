@@ -18,6 +18,8 @@ import matvecQ8 from "./matvec_q8.wgsl" with { type: "text" };
 import matvecQ4 from "./matvec_q4.wgsl" with { type: "text" };
 import quantizeActQ8 from "./quantize_act_q8.wgsl" with { type: "text" };
 import matmul from "./matmul.wgsl" with { type: "text" };
+import matmulSubgroup from "./matmul_subgroup.wgsl" with { type: "text" };
+import matmulCommon from "./matmul_common.wgsl" with { type: "text" };
 import rmsNorm from "./rms_norm.wgsl" with { type: "text" };
 import rope from "./rope.wgsl" with { type: "text" };
 import kvCacheUpdate from "./kv_cache_update.wgsl" with { type: "text" };
@@ -48,6 +50,9 @@ const withMatvecCommon = (source: string): string => `${source}\n${matvecCommon}
 /** A matrix-vector kernel for quantized weights, plus `quantize_activations` (quantize_act_q8.wgsl). */
 const withInt8Activations = (source: string): string => `${withMatvecCommon(source)}\n${quantizeActQ8}`;
 
+/** A matrix multiplication kernel followed by its parameters, bindings 1…4 and stores (matmul_common.wgsl). */
+const withMatmulCommon = (source: string): string => `${source}\n${matmulCommon}`;
+
 /** A kernel followed by the attention mask function `allowed` (attention_mask.wgsl) it calls. */
 const withMask = (source: string): string => `${source}\n${attentionMask}`;
 
@@ -62,7 +67,8 @@ export const KERNELS: Record<KernelName, string> = {
   matvec_q8: withInt8Activations(matvecQ8),
   // The q4 weight snippet first: its binding and weight_rows4, the one WGSL statement of the q4 layout.
   matvec_q4: withInt8Activations(`${weightQ4}\n${matvecQ4}`),
-  matmul,
+  matmul: withMatmulCommon(matmul),
+  matmul_subgroup: withMatmulCommon(matmulSubgroup),
   rms_norm: withReduce(rmsNorm),
   rope,
   kv_cache_update: kvCacheUpdate,
@@ -94,6 +100,7 @@ export type KernelName =
   | "matvec_q8"
   | "matvec_q4"
   | "matmul"
+  | "matmul_subgroup"
   | "rms_norm"
   | "rope"
   | "kv_cache_update"

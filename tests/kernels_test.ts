@@ -312,13 +312,21 @@ gpuTest("linear f32: decode M=1, M=13, K and N not multiples of 4", async () => 
 });
 
 gpuTest("matmul lane layouts: few rows take few lanes along them and more tokens per workgroup", async () => {
-  const gpu = await testGpu();
-  // 100 rows: 8 lanes along the rows, 8 × 8 tokens per workgroup; 300 rows: 32 lanes, 2 × 8 tokens;
-  // 150 tokens: a part-filled last workgroup along the tokens.
-  await checkLinear(gpu, "f32", 150, 64, 100, 14);
-  await checkLinear(gpu, "bf16", 150, 32, 300, 15);
-  // q4 slices of 20 and 12 rows (2 and 1 lanes along the rows), 70 tokens.
-  await checkStacked(gpu, "q4", 70, 64, [20, 12], 16);
+  // matmul_subgroup.wgsl where the adapter has subgroups (8 rows × 16 tokens per invocation, at least a
+  // subgroup's lanes along the rows), and matmul.wgsl (16 rows × 8 tokens) on a device without them.
+  const withSubgroups = await testGpu();
+  const without = await testGpu(0, false);
+  assert.equal(without.subgroupSizes, null);
+  for (const gpu of withSubgroups.subgroupSizes ? [withSubgroups, without] : [without]) {
+    // 100 rows: 16 lanes along the rows (8 with matmul.wgsl); 300 rows: 64 (32); 150 tokens: a
+    // part-filled last workgroup along the tokens.
+    await checkLinear(gpu, "f32", 150, 64, 100, 14);
+    await checkLinear(gpu, "bf16", 150, 32, 300, 15);
+    // q4 slices of 20 and 12 rows (lanes past the last row), 70 tokens.
+    await checkStacked(gpu, "q4", 70, 64, [20, 12], 16);
+    // 1,100 rows: more than one workgroup along the rows; 17 tokens: one token past a tile.
+    await checkLinear(gpu, "q8", 17, 96, 1100, 17);
+  }
 });
 
 gpuTest("linear bf16: even and odd K, M=1 and M=13", async () => {
@@ -708,6 +716,13 @@ gpuTest(
       139,
     );
     await checkAttention(gpu, { b: 1, s: 64, nHeads: 6, nKv: 2, hd: 8, kvLen: 64, mode: "none" }, 140);
+    // The same products with matmul.wgsl where the adapter has subgroups (matmul_subgroup.wgsl above).
+    const without = await testGpu(40960, false);
+    await checkAttention(
+      without,
+      { b: 2, s: 64, nHeads: 6, nKv: 2, hd: 8, kvLen: 64, mode: "bits", allowed: bitsPattern(64, 138) },
+      139,
+    );
   },
 );
 

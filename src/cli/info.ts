@@ -25,6 +25,10 @@ export async function infoCommand(
   const l = gpu.limits;
   console.log(`adapter: ${gpu.description}${gpu.isFallbackAdapter ? " (CPU fallback)" : ""}`);
   console.log(`  shader-f16: ${gpu.hasShaderF16 ? "yes" : "no"}`);
+  const sg = gpu.subgroupSizes;
+  console.log(
+    `  subgroups: ${sg ? `yes, ${sg.min === sg.max ? sg.min : `${sg.min}–${sg.max}`} invocations` : "no"}`,
+  );
   console.log(`  max storage binding: ${fmt(l.maxBindingBytes)}, max buffer: ${fmt(l.maxBufferSize)}`);
   console.log(
     `  storage buffers per stage: ${l.maxStorageBuffersPerShaderStage}, ` +

@@ -19,6 +19,11 @@ export interface GpuOptions {
   maxBindingBytes?: number;
   /** Print nothing, not even the CPU-fallback warning. */
   quiet?: boolean;
+  /**
+   * Request the `subgroups` feature where the adapter grants it (default true). Tests turn it off to
+   * run the kernels that do without it on an adapter that has it.
+   */
+  subgroups?: boolean;
 }
 
 /** The limits the rest of the code plans with (a subset of `GPUSupportedLimits`, possibly lowered). */
@@ -65,6 +70,11 @@ export class Gpu {
   readonly limits: GpuLimits;
   /** Whether `shader-f16` was granted. */
   readonly hasShaderF16: boolean;
+  /**
+   * The sizes a subgroup may have, when the `subgroups` feature was granted (else null): the
+   * adapter's `subgroupMinSize` and `subgroupMaxSize` (8 and 8 on llvmpipe, 32 or 64 on most GPUs).
+   */
+  readonly subgroupSizes: { min: number; max: number } | null;
   /** Adapter description, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
   readonly description: string;
   /** True when the adapter is a CPU implementation (lavapipe, llvmpipe, WARP, SwiftShader). */
@@ -89,6 +99,10 @@ export class Gpu {
     this.hasShaderF16 = device.features.has("shader-f16");
     // deno-lint-ignore no-explicit-any
     const info = adapter.info as any;
+    const [sgMin, sgMax] = [Number(info?.subgroupMinSize), Number(info?.subgroupMaxSize)];
+    this.subgroupSizes = device.features.has("subgroups" as GPUFeatureName) && sgMin > 0 && sgMax >= sgMin
+      ? { min: sgMin, max: sgMax }
+      : null;
     this.description = info?.description || info?.device || info?.vendor || "unknown adapter";
     // deno-lint-ignore no-explicit-any
     this.isFallbackAdapter = Boolean(info?.isFallbackAdapter ?? (adapter as any).isFallbackAdapter);
@@ -124,9 +138,19 @@ export class Gpu {
       requiredLimits[name] = adapter.limits[name];
     }
     const requiredFeatures: GPUFeatureName[] = adapter.features.has("shader-f16") ? ["shader-f16"] : [];
-    let device: GPUDevice;
+    let device: GPUDevice | null = null;
+    // Deno 2.9's Vulkan adapters grant `subgroups` without listing it in `adapter.features`, so it is
+    // asked for and, if refused (the GL backend), the device is requested again without it.
+    if (options.subgroups ?? true) {
+      device = await adapter
+        .requestDevice({
+          requiredLimits,
+          requiredFeatures: [...requiredFeatures, "subgroups" as GPUFeatureName],
+        })
+        .catch(() => null);
+    }
     try {
-      device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+      device ??= await adapter.requestDevice({ requiredLimits, requiredFeatures });
     } catch (e) {
       throw new GpuError(`The WebGPU adapter refused a device: ${(e as Error).message}. ${INSTALL_HINT}`);
     }

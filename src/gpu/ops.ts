@@ -311,40 +311,61 @@ export function linear(
         accumulate ? 1 : 0,
         chunk.bufferRow,
       ];
+      if (kernel === "linear") {
+        rec.dispatch(
+          kernel,
+          weight.dtype,
+          [chunk.buffer, xw.resource, ow.resource, bias ?? rec.dummy],
+          pack("uuuuuuuuuu", params),
+          [Math.ceil(chunk.rowCount / 4 / WORKGROUP), Math.ceil(mc / 4), 1],
+        );
+        continue;
+      }
+      const tile = matmulTile(rec.gpu, chunk.rowCount);
       rec.dispatch(
-        kernel,
+        tile.kernel,
         weight.dtype,
         [chunk.buffer, xw.resource, ow.resource, bias ?? rec.dummy],
-        kernel === "linear"
-          ? pack("uuuuuuuuuu", params)
-          // One batch: x rows K apart (see matmulHeads for the batched form).
-          : pack("uuuuuuuuuuuuuuuuu", [...params, K, 0, 0, 0, 1, 0, matmulLanesX(chunk.rowCount)]),
-        kernel === "linear"
-          ? [Math.ceil(chunk.rowCount / 4 / WORKGROUP), Math.ceil(mc / 4), 1]
-          : matmulGrid(chunk.rowCount, mc, 1),
+        // One batch: x rows K apart (see matmulHeads for the batched form).
+        pack("uuuuuuuuuuuuuuuuu", [...params, K, 0, 0, 0, 1, 0, tile.lanesX]),
+        matmulGrid(tile, chunk.rowCount, mc, 1),
       );
     }
   }
 }
 
-/** Weight rows and tokens per invocation (register tile) of matmul.wgsl. */
-const MATMUL_ROWS = 16;
-/** See {@link MATMUL_ROWS}. */
-const MATMUL_TOKENS = 8;
-
-/** Invocations of a matmul.wgsl workgroup along the rows: a power of two covering `rows`, at most 64. */
-function matmulLanesX(rows: number): number {
-  let lanes = 1;
-  while (lanes < WORKGROUP && lanes * MATMUL_ROWS < rows) lanes *= 2;
-  return lanes;
+/**
+ * A register-tiled matrix multiplication: its kernel, the weight rows and tokens each invocation
+ * computes, and its invocations along the rows of a workgroup (`lanes_x`; the rest go along the tokens).
+ */
+interface MatmulTile {
+  kernel: "matmul" | "matmul_subgroup";
+  rows: number;
+  tokens: number;
+  lanesX: number;
 }
 
-/** matmul.wgsl's grid for `rows` weight rows, `M` tokens and `batches` batches. */
-function matmulGrid(rows: number, M: number, batches: number): [number, number, number] {
-  const lanesX = matmulLanesX(rows);
+/**
+ * The tile for a product with `rows` weight rows: matmul_subgroup.wgsl (8 rows × 16 tokens) where the
+ * device has subgroups of 8 to 64 invocations, else matmul.wgsl (16 rows × 8 tokens). `lanesX` is a
+ * power of two covering the rows, at most 64, and for the subgroup kernel at least the largest
+ * subgroup (the lanes of a subgroup share their tokens).
+ */
+function matmulTile(gpu: Gpu, rows: number): MatmulTile {
+  const sg = gpu.subgroupSizes;
+  const subgroup = sg !== null && sg.min >= 8 && sg.max <= WORKGROUP;
+  const tile = subgroup
+    ? { kernel: "matmul_subgroup" as const, rows: 8, tokens: 16, lanesX: sg.max }
+    : { kernel: "matmul" as const, rows: 16, tokens: 8, lanesX: 1 };
+  while (tile.lanesX < WORKGROUP && tile.lanesX * tile.rows < rows) tile.lanesX *= 2;
+  return tile;
+}
+
+/** The grid of `tile` for `rows` weight rows, `M` tokens and `batches` batches. */
+function matmulGrid(tile: MatmulTile, rows: number, M: number, batches: number): [number, number, number] {
   return [
-    Math.ceil(rows / MATMUL_ROWS / lanesX),
-    Math.ceil(M / MATMUL_TOKENS / (WORKGROUP / lanesX)),
+    Math.ceil(rows / tile.rows / tile.lanesX),
+    Math.ceil(M / tile.tokens / (WORKGROUP / tile.lanesX)),
     batches,
   ];
 }
@@ -930,8 +951,9 @@ function matmulHeads(
     zShift: number;
   },
 ): void {
+  const tile = matmulTile(rec.gpu, g.rows);
   rec.dispatch(
-    "matmul",
+    tile.kernel,
     "f32",
     [w, x.resource, out.resource, rec.dummy],
     pack("uuuuuuuuuuuuuuuuu", [
@@ -951,9 +973,9 @@ function matmulHeads(
       g.wZRows,
       g.group,
       g.zShift,
-      matmulLanesX(g.rows),
+      tile.lanesX,
     ]),
-    matmulGrid(g.rows, g.M, g.heads),
+    matmulGrid(tile, g.rows, g.M, g.heads),
   );
 }
 
@@ -990,7 +1012,8 @@ function attentionByMatmul(
   // whose scores, and whose KV heads' keys and transposed values, fit one.
   const perKv = Lp * hd * 4;
   if (perKv > room) throw new GpuError("internal: one head's keys exceed a binding");
-  const maxRows = MATMUL_TOKENS * rec.gpu.limits.maxWorkgroupsPerDimension;
+  // 8: the fewest tokens a matmul workgroup covers (matmulTile), so the grid's y stays in range.
+  const maxRows = 8 * rec.gpu.limits.maxWorkgroupsPerDimension;
   for (const [r0, n] of ranges(rec.gpu, seq, [Lp * 4, nHeads * hd * 4, words * 4], maxRows)) {
     const headsPer = Math.max(1, Math.min(nHeads, Math.floor(room / (n * Lp * 4))));
     const scores = rec.scratch(headsPer * n * Lp * 4, "attention scores");

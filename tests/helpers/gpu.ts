@@ -9,14 +9,19 @@ import { Gpu } from "../../src/gpu/device.ts";
 import { Recorder } from "../../src/gpu/ops.ts";
 import { DeviceTensor } from "../../src/gpu/tensor.ts";
 
-const devices = new Map<number, Promise<Gpu>>();
+const devices = new Map<string, Promise<Gpu>>();
 
-/** The test device; `maxBindingBytes` lowers the binding limit (a separate device per value). */
-export function testGpu(maxBindingBytes = 0): Promise<Gpu> {
-  let gpu = devices.get(maxBindingBytes);
+/**
+ * The test device; `maxBindingBytes` lowers the binding limit, `subgroups: false` leaves the
+ * `subgroups` feature out, so that the kernels without it run where the adapter has it (a separate
+ * device per combination).
+ */
+export function testGpu(maxBindingBytes = 0, subgroups = true): Promise<Gpu> {
+  const key = `${maxBindingBytes}:${subgroups}`;
+  let gpu = devices.get(key);
   if (!gpu) {
-    gpu = Gpu.acquire({ quiet: true, ...(maxBindingBytes ? { maxBindingBytes } : {}) });
-    devices.set(maxBindingBytes, gpu);
+    gpu = Gpu.acquire({ quiet: true, subgroups, ...(maxBindingBytes ? { maxBindingBytes } : {}) });
+    devices.set(key, gpu);
   }
   return gpu;
 }
