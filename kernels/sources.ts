@@ -21,6 +21,7 @@ import matmul from "./matmul.wgsl" with { type: "text" };
 import matmulSubgroup from "./matmul_subgroup.wgsl" with { type: "text" };
 import matmulCommon from "./matmul_common.wgsl" with { type: "text" };
 import rmsNorm from "./rms_norm.wgsl" with { type: "text" };
+import rmsNormSubgroup from "./rms_norm_subgroup.wgsl" with { type: "text" };
 import rope from "./rope.wgsl" with { type: "text" };
 import kvCacheUpdate from "./kv_cache_update.wgsl" with { type: "text" };
 import ropeKvUpdate from "./rope_kv_update.wgsl" with { type: "text" };
@@ -41,6 +42,7 @@ import interleaveColumns from "./interleave_columns.wgsl" with { type: "text" };
 import streamRead from "./stream_read.wgsl" with { type: "text" };
 import stridedCopy from "./strided_copy.wgsl" with { type: "text" };
 import softmaxRows from "./softmax_rows.wgsl" with { type: "text" };
+import softmaxRowsSubgroup from "./softmax_rows_subgroup.wgsl" with { type: "text" };
 import attentionMask from "./attention_mask.wgsl" with { type: "text" };
 import workgroupReduce from "./workgroup_reduce.wgsl" with { type: "text" };
 
@@ -70,6 +72,7 @@ export const KERNELS: Record<KernelName, string> = {
   matmul: withMatmulCommon(matmul),
   matmul_subgroup: withMatmulCommon(matmulSubgroup),
   rms_norm: withReduce(rmsNorm),
+  rms_norm_subgroup: rmsNormSubgroup,
   rope,
   kv_cache_update: kvCacheUpdate,
   rope_kv_update: ropeKvUpdate,
@@ -90,6 +93,7 @@ export const KERNELS: Record<KernelName, string> = {
   stream_read: streamRead,
   strided_copy: stridedCopy,
   softmax_rows: withMask(withReduce(softmaxRows)),
+  softmax_rows_subgroup: withMask(softmaxRowsSubgroup),
 };
 
 /** A kernel's name. */
@@ -102,6 +106,7 @@ export type KernelName =
   | "matmul"
   | "matmul_subgroup"
   | "rms_norm"
+  | "rms_norm_subgroup"
   | "rope"
   | "kv_cache_update"
   | "rope_kv_update"
@@ -121,7 +126,8 @@ export type KernelName =
   | "interleave_columns"
   | "stream_read"
   | "strided_copy"
-  | "softmax_rows";
+  | "softmax_rows"
+  | "softmax_rows_subgroup";
 
 /** A row-major weight snippet followed by the (row base, column) interface over it (weight_flat.wgsl). */
 const withFlat = (source: string): string => `${source}\n${weightFlat}`;

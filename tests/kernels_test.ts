@@ -383,13 +383,16 @@ async function checkRmsNorm(gpu: Gpu, rows: number, dim: number, eps: number, se
   });
 }
 
-gpuTest("rmsNorm: dim < 64, dim not a multiple of 64, eps", async () => {
-  const gpu = await testGpu();
-  await checkRmsNorm(gpu, 7, 40, 1e-5, 60);
-  await checkRmsNorm(gpu, 5, 200, 1e-6, 61);
-  await checkRmsNorm(gpu, 3, 256, 1e-5, 62);
-  await checkRmsNorm(gpu, 2, 1, 1e-5, 63);
-  await checkRmsNorm(gpu, 130, 16, 1e-5, 64);
+gpuTest("rmsNorm: dim < 64, dim not a multiple of 64, eps; with and without subgroups", async () => {
+  // A subgroup per row (rms_norm_subgroup.wgsl) where the adapter has subgroups, a workgroup per row
+  // (rms_norm.wgsl) on the device without them. 130 rows: a part-filled last workgroup of 8 rows.
+  for (const gpu of [await testGpu(), await testGpu(0, false)]) {
+    await checkRmsNorm(gpu, 7, 40, 1e-5, 60);
+    await checkRmsNorm(gpu, 5, 200, 1e-6, 61);
+    await checkRmsNorm(gpu, 3, 256, 1e-5, 62);
+    await checkRmsNorm(gpu, 2, 1, 1e-5, 63);
+    await checkRmsNorm(gpu, 130, 16, 1e-5, 64);
+  }
 });
 
 gpuTest("rmsNorm split: rows in ranges", async () => {
@@ -716,7 +719,8 @@ gpuTest(
       139,
     );
     await checkAttention(gpu, { b: 1, s: 64, nHeads: 6, nKv: 2, hd: 8, kvLen: 64, mode: "none" }, 140);
-    // The same products with matmul.wgsl where the adapter has subgroups (matmul_subgroup.wgsl above).
+    // The same with matmul.wgsl and softmax_rows.wgsl where the adapter has subgroups (above:
+    // matmul_subgroup.wgsl and softmax_rows_subgroup.wgsl).
     const without = await testGpu(40960, false);
     await checkAttention(
       without,

@@ -192,6 +192,16 @@ export function grid(gpu: Gpu, invocations: number): [number, number, number] {
   return [x, Math.ceil(groups / x), 1];
 }
 
+/**
+ * Rows per workgroup of the row kernels that reduce within a subgroup (rms_norm_subgroup.wgsl,
+ * softmax_rows_subgroup.wgsl): one per subgroup of the largest size, 64 / that size; 1 where the device
+ * has no subgroups, which takes the kernels that reduce over a workgroup per row instead.
+ */
+function rowsPerWorkgroup(gpu: Gpu): number {
+  const sg = gpu.subgroupSizes;
+  return sg && sg.max <= WORKGROUP ? WORKGROUP / sg.max : 1;
+}
+
 /** Workgroup counts for one workgroup per item, folded into x·y. */
 export function gridPerItem(gpu: Gpu, items: number): [number, number, number] {
   const x = Math.max(1, Math.min(items, gpu.limits.maxWorkgroupsPerDimension));
@@ -548,12 +558,13 @@ export function rmsNorm(
   for (const [r0, n] of ranges(rec.gpu, rows, [dim * 4])) {
     const xw = bindWindow(rec.gpu, x, r0 * dim * 4, n * dim * 4);
     const ow = bindWindow(rec.gpu, out, r0 * dim * 4, n * dim * 4);
+    const perWg = rowsPerWorkgroup(rec.gpu);
     rec.dispatch(
-      "rms_norm",
+      perWg > 1 ? "rms_norm_subgroup" : "rms_norm",
       undefined,
       [xw.resource, scale, ow.resource],
-      pack("uufuu", [n, dim, eps, xw.elementOffset, ow.elementOffset]),
-      gridPerItem(rec.gpu, n),
+      pack("uufuuu", [n, dim, eps, xw.elementOffset, ow.elementOffset, perWg]),
+      gridPerItem(rec.gpu, Math.ceil(n / perWg)),
     );
   }
 }
@@ -1055,11 +1066,12 @@ function attentionByMatmul(
           wRow0: 0,
           wZRows: Lp,
         });
+        const perWg = rowsPerWorkgroup(rec.gpu);
         rec.dispatch(
-          "softmax_rows",
+          perWg > 1 ? "softmax_rows_subgroup" : "softmax_rows",
           undefined,
           [sw.resource, mw ? mw.resource : rec.dummy],
-          pack("uuufuuuuuu", [
+          pack("uuufuuuuuuu", [
             nh * n,
             kvUsed,
             Lp,
@@ -1070,8 +1082,9 @@ function attentionByMatmul(
             mw ? mw.elementOffset : 0,
             r0,
             n,
+            perWg,
           ]),
-          gridPerItem(rec.gpu, nh * n),
+          gridPerItem(rec.gpu, Math.ceil(nh * n / perWg)),
         );
         // out[m, h0 + z] = scores[z][m] · vᵀ[kv(z)]
         matmulHeads(rec, vt, sw, ow, {
