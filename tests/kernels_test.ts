@@ -294,6 +294,36 @@ gpuTest(
   },
 );
 
+gpuTest(
+  "SwiGLU applied by any product: a pass before those that do not quantize their input",
+  async () => {
+    // Prefill sizes (both matmul kernels), a decode size with float weights (matvec.wgsl), an odd K
+    // (linear.wgsl), and token ranges (the 4,096-byte binding limit).
+    const cases = [
+      [await testGpu(), "bf16", 70, 64, 40],
+      [await testGpu(), "f32", 20, 32, 300],
+      [await testGpu(), "q4", 33, 64, 24],
+      [await testGpu(), "f32", 2, 64, 24],
+      [await testGpu(), "f32", 20, 33, 10],
+      [await testGpu(0, false), "bf16", 70, 64, 40],
+      [await testGpu(SPLIT_BYTES), "f32", 40, 64, 30],
+    ] as const;
+    for (const [i, [gpu, dtype, M, K, N]] of cases.entries()) {
+      const rng = new Rng(190 + i);
+      await withOwner(gpu, async (owner) => {
+        const { weight: w, values } = makeWeight(gpu, owner, N, K, dtype, rng);
+        const gv = rng.normals(M * K, 2), uv = rng.normals(M * K);
+        const out = owner.storage(M * N * 4, "out");
+        record(gpu, (rec) => {
+          linear(rec, w, owner.upload(gv, "gate"), M, out, null, false, { swigluUp: owner.upload(uv, "up") });
+        });
+        const ref = linearRef(Float32Array.from(swigluRef(gv, uv)), values, M, K, N);
+        assertClose(`swiglu ${dtype} M=${M} K=${K} N=${N}`, await readF32(gpu, out, M * N), ref, 1e-5);
+      });
+    }
+  },
+);
+
 gpuTest("stacked weights split: a stack over several chunks, slices across chunk boundaries", async () => {
   const gpu = await testGpu(SPLIT_BYTES);
   // bf16 K=64: 128-byte rows, ~31 per chunk; f32 K=32 likewise; q4 K=64: 40-byte rows.

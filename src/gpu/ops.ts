@@ -258,8 +258,9 @@ export function embedding(
 /**
  * `out[M, N] = x[M, K] · Wᵀ (+ bias)` (linear.wgsl, matvec.wgsl or matmul.wgsl) for a weight `[N, K]`,
  * chunk by chunk; `bias` is f32 `[N]`. With `accumulate` the result is added to `out` instead. With
- * `options.swigluUp` or `options.rmsNorm` (only where {@link quantizesActivations}) the product is of
- * silu(x) ⊙ swigluUp or of RMSNorm(x) instead of x.
+ * `options.swigluUp` the product is of silu(x) ⊙ swigluUp (`x` then holds that afterwards, unless the
+ * product folded it: quantized decoding); with `options.rmsNorm` (only where
+ * {@link quantizesActivations}) of RMSNorm(x).
  */
 export function linear(
   rec: Recorder,
@@ -279,10 +280,9 @@ export function linear(
 ): void {
   const K = weight.cols;
   const N = weight.rows;
-  const up = options.swigluUp ?? null;
   const rmsNorm = options.rmsNorm;
-  if ((up || rmsNorm) && !quantizesActivations(rec.gpu, weight, M)) {
-    throw new GpuError("internal: SwiGLU or RMSNorm folded into a product that does not quantize its input");
+  if (rmsNorm && !quantizesActivations(rec.gpu, weight, M)) {
+    throw new GpuError("internal: RMSNorm folded into a product that does not quantize its input");
   }
   // `out` rows are `outStride` wide and this product fills columns outCol … outCol + N − 1.
   const stride = options.outStride ?? N;
@@ -291,6 +291,14 @@ export function linear(
   // int8 activations for quantized weights when decoding. Decided on M, not on each range's tokens, so
   // that results do not depend on the binding limits.
   const int8 = usesInt8Activations(rec.gpu, weight) && M < MATVEC_MAX_TOKENS;
+  // SwiGLU folds into the int8 prologue of quantized decoding; any other product gets it as a pass of
+  // its own first. (Folded into matmul_subgroup.wgsl's activation loads it cost more than that pass on
+  // llvmpipe: each subgroup of a workgroup computes the same tokens' gates again.)
+  let up = options.swigluUp ?? null;
+  if (up && !int8) {
+    swiglu(rec, x, up, M * K);
+    up = null;
+  }
   for (const chunk of weight.chunks) {
     for (
       const [m0, mc] of ranges(rec.gpu, M, [K * 4, stride * 4], 4 * rec.gpu.limits.maxWorkgroupsPerDimension)
@@ -322,6 +330,7 @@ export function linear(
         chunk.bufferRow,
       ];
       if (kernel === "linear") {
+        if (up) throw new GpuError("internal: SwiGLU folded into a product without int8 activations");
         rec.dispatch(
           kernel,
           weight.dtype,

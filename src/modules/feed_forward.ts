@@ -1,12 +1,5 @@
 /** @module torchtune `FeedForward`. */
-import {
-  canLinearSplit,
-  linear,
-  linearSplit,
-  quantizesActivations,
-  type Recorder,
-  swiglu,
-} from "../gpu/ops.ts";
+import { canLinearSplit, linear, linearSplit, quantizesActivations, type Recorder } from "../gpu/ops.ts";
 import { gelu } from "../gpu/ops_vision.ts";
 import type { Linear } from "./linear.ts";
 import { normInput, type RMSNorm } from "./rms_norm.ts";
@@ -86,15 +79,11 @@ export class FeedForward extends Module {
         this.w1.forward(rec, x, T, gate);
         this.w3.forward(rec, x, T, up);
       }
-      const w2 = this.w2.weight.storage;
-      if (quantizesActivations(rec.gpu, w2, T)) {
-        // Quantized decoding: w2's int8 activations are quantized from silu(gate) ⊙ up directly.
-        linear(rec, w2, gate, T, out, this.w2.bias ? this.w2.bias.buffer : null, accumulate, {
-          swigluUp: up,
-        });
-        return;
-      }
-      swiglu(rec, gate, up, T * this.hidden_dim);
+      // The SwiGLU gate is applied by the down projection: folded into the int8 prologue of quantized
+      // decoding, as a pass before the product otherwise.
+      const bias = this.w2.bias ? this.w2.bias.buffer : null;
+      linear(rec, this.w2.weight.storage, gate, T, out, bias, accumulate, { swigluUp: up });
+      return;
     } else {
       this.w1.forward(rec, x, T, gate);
       gelu(rec, gate, T * this.hidden_dim);
