@@ -1,8 +1,9 @@
-// A 2-D strided gather, zero-padded: out[r, c] = c < cols ? src[src_off + r·row_stride + c·col_stride] : 0
-// for r < rows, c < out_cols. Lays out one head of q, k or v (or its transpose) contiguously so that
-// attention over long unmasked sequences can run as two matrix products (matmul.wgsl).
-// Bindings: 0 src f32, 1 out f32 [rows, out_cols] (window), 2 params.
-// Workgroups: 64 invocations, one per output element, grid flattened over x and y.
+// A batch of 2-D strided gathers, zero-padded: for batch z (workgroup z),
+// out[out_off + z·out_z + r·out_cols + c] = c < cols ? src[src_off + z·src_z + r·row_stride + c·col_stride] : 0
+// for r < rows, c < out_cols. Lays out the heads of v transposed (or of k, when they cannot be read in
+// place) contiguously so that attention over many queries can run as two matrix products (matmul.wgsl).
+// Bindings: 0 src f32, 1 out f32 [batches, rows, out_cols] (window), 2 params.
+// Workgroups: 64 invocations, one per output element of a batch, grid flattened over x and y; z = batch.
 struct Params {
   rows: u32,
   cols: u32,
@@ -11,6 +12,8 @@ struct Params {
   row_stride: u32,
   col_stride: u32,
   out_off: u32,
+  src_z: u32,
+  out_z: u32,
 }
 
 @group(0) @binding(0) var<storage, read> src: array<f32>;
@@ -27,7 +30,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   let c = i % p.out_cols;
   var value = 0.0;
   if (c < p.cols) {
-    value = src[p.src_off + r * p.row_stride + c * p.col_stride];
+    value = src[p.src_off + gid.z * p.src_z + r * p.row_stride + c * p.col_stride];
   }
-  out[p.out_off + i] = value;
+  out[p.out_off + gid.z * p.out_z + i] = value;
 }

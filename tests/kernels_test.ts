@@ -749,6 +749,17 @@ gpuTest(
       139,
     );
     await checkAttention(gpu, { b: 1, s: 64, nHeads: 6, nKv: 2, hd: 8, kvLen: 64, mode: "none" }, 140);
+    // Keys read in place from the cache (batch 0) and copied (batch 1: its KV heads' window starts 16
+    // elements into a row of 24, off the binding alignment).
+    await checkAttention(await testGpu(), {
+      b: 2,
+      s: 64,
+      nHeads: 4,
+      nKv: 2,
+      hd: 24,
+      kvLen: 67,
+      mode: "causal",
+    }, 141);
     // The same with matmul.wgsl and softmax_rows.wgsl where the adapter has subgroups (above:
     // matmul_subgroup.wgsl and softmax_rows_subgroup.wgsl).
     const without = await testGpu(40960, false);

@@ -916,31 +916,45 @@ export function sample(
 }
 
 /**
- * `out[outOff + r·outCols + c] = c < cols ? src[srcOff + r·rowStride + c·colStride] : 0` for `r < rows`,
- * `c < outCols` (strided_copy.wgsl).
+ * `out[outOff + z·outZ + r·outCols + c] = c < cols ? src[srcOff + z·srcZ + r·rowStride + c·colStride] : 0`
+ * for `z < batches`, `r < rows`, `c < outCols` (strided_copy.wgsl), in one dispatch.
  */
 function stridedCopy(
   rec: Recorder,
   src: GPUBuffer,
   g: {
+    batches: number;
     rows: number;
     cols: number;
     outCols: number;
     srcOff: number;
     rowStride: number;
     colStride: number;
+    srcZ: number;
     outOff: number;
+    outZ: number;
   },
   out: GPUBuffer,
 ): void {
-  const span = (g.rows - 1) * g.rowStride + (g.cols - 1) * g.colStride + 1;
+  const span = (g.batches - 1) * g.srcZ + (g.rows - 1) * g.rowStride + (g.cols - 1) * g.colStride + 1;
   const sw = bindWindow(rec.gpu, src, g.srcOff * 4, span * 4);
+  const [x, y] = grid(rec.gpu, g.rows * g.outCols);
   rec.dispatch(
     "strided_copy",
     undefined,
     [sw.resource, out],
-    pack("uuuuuuu", [g.rows, g.cols, g.outCols, sw.elementOffset, g.rowStride, g.colStride, g.outOff]),
-    grid(rec.gpu, g.rows * g.outCols),
+    pack("uuuuuuuuu", [
+      g.rows,
+      g.cols,
+      g.outCols,
+      sw.elementOffset,
+      g.rowStride,
+      g.colStride,
+      g.outOff,
+      g.srcZ,
+      g.outZ,
+    ]),
+    [x, y, g.batches],
   );
 }
 
@@ -951,7 +965,7 @@ function stridedCopy(
  */
 function matmulHeads(
   rec: Recorder,
-  w: GPUBuffer,
+  w: GPUBuffer | GPUBufferBinding,
   x: BoundWindow,
   out: BoundWindow,
   g: {
@@ -1050,19 +1064,42 @@ function attentionByMatmul(
         let nh = Math.min(headsPer, nHeads - h0);
         while (nh > 1 && (Math.floor((h0 + nh - 1) / group) - kv0 + 1) * perKv > room) nh--;
         const nkv = Math.floor((h0 + nh - 1) / group) - kv0 + 1;
-        const kh = rec.scratch(nkv * Lp * hd * 4, "attention keys");
-        const vt = rec.scratch(nkv * hd * Lp * 4, "attention values transposed");
-        for (let j = 0; j < nkv; j++) {
-          const kvBase = (b * nKv + kv0 + j) * kvLen * hd;
-          const keys = { rows: kvUsed, cols: hd, outCols: hd, srcOff: kvBase, rowStride: hd, colStride: 1 };
-          stridedCopy(rec, k, { ...keys, outOff: j * Lp * hd }, kh);
-          const values = { rows: hd, cols: kvUsed, outCols: Lp, srcOff: kvBase, rowStride: 1, colStride: hd };
-          stridedCopy(rec, v, { ...values, outOff: j * hd * Lp }, vt);
+        const kvBase = (b * nKv + kv0) * kvLen * hd;
+        const kvHeads = { batches: nkv, srcOff: kvBase, srcZ: kvLen * hd, outOff: 0 };
+        // The keys of a KV head are rows of the cache already: the product reads them in place when the
+        // window of the range's KV heads fits a binding and starts on a row.
+        const kSpan = ((nkv - 1) * kvLen + kvUsed) * hd * 4;
+        const kw = kSpan <= room ? bindWindow(rec.gpu, k, kvBase * 4, kSpan) : null;
+        let keys = { w: kw?.resource ?? k as GPUBuffer | GPUBufferBinding, row0: 0, zRows: kvLen };
+        if (!kw || kw.elementOffset % hd !== 0) {
+          const kh = rec.scratch(nkv * Lp * hd * 4, "attention keys");
+          stridedCopy(rec, k, {
+            ...kvHeads,
+            rows: kvUsed,
+            cols: hd,
+            outCols: hd,
+            rowStride: hd,
+            colStride: 1,
+            outZ: Lp * hd,
+          }, kh);
+          keys = { w: kh, row0: 0, zRows: Lp };
+        } else {
+          keys.row0 = kw.elementOffset / hd;
         }
+        const vt = rec.scratch(nkv * hd * Lp * 4, "attention values transposed");
+        stridedCopy(rec, v, {
+          ...kvHeads,
+          rows: hd,
+          cols: kvUsed,
+          outCols: Lp,
+          rowStride: 1,
+          colStride: hd,
+          outZ: hd * Lp,
+        }, vt);
         const sw = bindWindow(rec.gpu, scores, 0, nh * n * Lp * 4);
         const heads = { heads: nh, M: n, group, zShift: h0 % group };
         // scores[z][m, j] = q[m, h0 + z] · k[kv(z)][j]
-        matmulHeads(rec, kh, qw, sw, {
+        matmulHeads(rec, keys.w, qw, sw, {
           ...heads,
           K: hd,
           rows: kvUsed,
@@ -1072,8 +1109,8 @@ function attentionByMatmul(
           outOff: 0,
           outStride: Lp,
           outZ: n * Lp,
-          wRow0: 0,
-          wZRows: Lp,
+          wRow0: keys.row0,
+          wZRows: keys.zRows,
         });
         const perWg = rowsPerWorkgroup(rec.gpu);
         rec.dispatch(
