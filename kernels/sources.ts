@@ -30,6 +30,7 @@ import attentionVec4 from "./attention_vec4.wgsl" with { type: "text" };
 import attentionTiled from "./attention_tiled.wgsl" with { type: "text" };
 import attentionCombine from "./attention_combine.wgsl" with { type: "text" };
 import swiglu from "./swiglu.wgsl" with { type: "text" };
+import swigluVec4 from "./swiglu_vec4.wgsl" with { type: "text" };
 import gatedResidual from "./gated_residual.wgsl" with { type: "text" };
 import sample from "./sample.wgsl" with { type: "text" };
 import argmax from "./argmax.wgsl" with { type: "text" };
@@ -81,6 +82,7 @@ export const KERNELS: Record<KernelName, string> = {
   attention_tiled: withMask(attentionTiled),
   attention_combine: attentionCombine,
   swiglu,
+  swiglu_vec4: swigluVec4,
   gated_residual: gatedResidual,
   sample: withReduce(sample),
   argmax: withReduce(argmax),
@@ -115,6 +117,7 @@ export type KernelName =
   | "attention_tiled"
   | "attention_combine"
   | "swiglu"
+  | "swiglu_vec4"
   | "gated_residual"
   | "sample"
   | "argmax"

@@ -824,8 +824,10 @@ async function checkGatedResidual(
 
 gpuTest("swiglu", async () => {
   const gpu = await testGpu();
+  // 1,000: four elements per invocation (swiglu_vec4.wgsl); 3 and 1,001: one (swiglu.wgsl).
   await checkSwiglu(gpu, 1000, 130);
   await checkSwiglu(gpu, 3, 131);
+  await checkSwiglu(gpu, 1001, 132);
 });
 
 gpuTest("gatedResidual: tanh gate, no gate, skipped rows", async () => {

@@ -819,6 +819,16 @@ export function swiglu(rec: Recorder, gate: GPUBuffer, up: GPUBuffer, n: number)
   for (const [i0, c] of ranges(rec.gpu, n, [4])) {
     const gw = bindWindow(rec.gpu, gate, i0 * 4, c * 4);
     const uw = bindWindow(rec.gpu, up, i0 * 4, c * 4);
+    if (c % 4 === 0 && gw.elementOffset % 4 === 0 && uw.elementOffset % 4 === 0) {
+      rec.dispatch(
+        "swiglu_vec4",
+        undefined,
+        [gw.resource, uw.resource],
+        pack("uuu", [c / 4, gw.elementOffset / 4, uw.elementOffset / 4]),
+        grid(rec.gpu, c / 4),
+      );
+      continue;
+    }
     rec.dispatch(
       "swiglu",
       undefined,
