@@ -1,6 +1,6 @@
 // Matrix multiplication for prefill, y = x · Wᵀ (+ bias), for one row-chunk of W:
 // out[m, n0 + n] = Σ_k x[m, k] · W[n, k] (+ bias[n0 + n]). Parameters, bindings 1…4, dot4x8 and store:
-// matmul_common.wgsl. Adapters with subgroups of 8 or more take matmul_subgroup.wgsl instead.
+// matmul_common.wgsl. Adapters with subgroups of 8 to 64 invocations take matmul_subgroup.wgsl instead.
 // Register tiles of 8 tokens × 16 weight rows per invocation: each step of 8 along K loads 16 × 8 weights
 // (weight8) and 8 × 8 activations (vec4; every lane of a workgroup reads the same tokens) for 128
 // eight-wide dot products. No workgroup memory: on CPU adapters it was slower.
@@ -25,12 +25,10 @@ fn main(
     return;
   }
   // Weight row bases (weight_row) of the tile's rows (past the last row: the last row again, not stored).
-  let last = p.rows - 1u;
-  let w_row0 = p.w_row0 + ((wid.z + p.z_shift) / p.z_group) * p.w_z_rows;
-  let wb0 = weight_rows4(min(vec4<u32>(n_base + 0u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + w_row0, p.K);
-  let wb1 = weight_rows4(min(vec4<u32>(n_base + 4u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + w_row0, p.K);
-  let wb2 = weight_rows4(min(vec4<u32>(n_base + 8u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + w_row0, p.K);
-  let wb3 = weight_rows4(min(vec4<u32>(n_base + 12u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + w_row0, p.K);
+  let wb0 = tile_rows4(n_base + 0u, wid.z);
+  let wb1 = tile_rows4(n_base + 4u, wid.z);
+  let wb2 = tile_rows4(n_base + 8u, wid.z);
+  let wb3 = tile_rows4(n_base + 12u, wid.z);
   // Activation rows of the tile's tokens (past the last token: the last token again).
   let x_off = p.x_off + wid.z * p.x_z;
   let xb0 = (x_off + min(m_base + 0u, p.M - 1u) * p.x_stride) / 4u;

@@ -1,5 +1,5 @@
 // What matmul.wgsl and matmul_subgroup.wgsl share, appended to them by kernels/sources.ts: the
-// parameters, bindings 1…4, the eight-wide dot products and the stores.
+// parameters, bindings 1…4, the tile's weight rows, the eight-wide dot products and the stores.
 // Bindings: 1 x vec4<f32> [M, x_stride / 4] (window), 2 out f32 [M, out_stride] (window), 3 bias f32
 // [out_stride] (unused when has_bias = 0), 4 params.
 // With accumulate = 1 the result is added to out (a residual connection folded into the projection).
@@ -34,6 +34,13 @@ struct Params {
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
+
+// Weight row bases (weight_row) of rows n..n+3 of batch z's weight (past the last row: the last row
+// again, computed but not stored).
+fn tile_rows4(n: u32, z: u32) -> vec4<u32> {
+  let w_row0 = p.w_row0 + ((z + p.z_shift) / p.z_group) * p.w_z_rows;
+  return weight_rows4(min(vec4<u32>(n) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(p.rows - 1u)) + w_row0, p.K);
+}
 
 // Four rows' 8 products with one token's activations x[k..k+7] = (a0, a1).
 fn dot4x8(w0: mat2x4<f32>, w1: mat2x4<f32>, w2: mat2x4<f32>, w3: mat2x4<f32>, a0: vec4<f32>, a1: vec4<f32>) -> vec4<f32> {

@@ -8,9 +8,11 @@
 // register move): 8× fewer activation loads, which makes a taller tile pay (16 tokens × 8 rows).
 // Measured on llvmpipe, 128 tokens × 4096 × 1024 bf16: 42 GFLOP/s with matmul.wgsl; here, by tile
 // (tokens × rows): 8×16 68, 16×8 79, 32×4 75, 16×12 58, 16×4 50, 32×8 62, 8×8 61.
-// Needs K % 8 == 0, x_off % 4 == 0, x_stride % 4 == 0, subgroups of at least 8 invocations, made of
-// consecutive invocations, and lanes_x a multiple of the subgroup size (the lanes of a subgroup share
-// their tokens); ops.ts checks all of it on the host.
+// Needs K % 8 == 0, x_off % 4 == 0, x_stride % 4 == 0, subgroups of 8 to 64 invocations and lanes_x a
+// multiple of the subgroup size (the lanes of a subgroup share their tokens), which ops.ts sees to; and
+// subgroups made of consecutive invocations (local_invocation_index), which WGSL does not promise:
+// Gpu.acquire runs a probe kernel and leaves subgroups off where that fails. No `enable subgroups;`:
+// see rms_norm_subgroup.wgsl.
 // Bindings: 0 weight (snippet), 1…4 (matmul_common.wgsl).
 // Workgroups: 64 invocations, lanes_x along the rows and 64 / lanes_x along the tokens: a workgroup
 // covers 8 · lanes_x rows (x) and 16 · 64 / lanes_x tokens (y); z = batch. Every invocation runs the
@@ -25,10 +27,8 @@ fn main(
   let n_base = (wid.x * p.lanes_x + lid % p.lanes_x) * 8u;
   let m_base = (wid.y * (64u / p.lanes_x) + lid / p.lanes_x) * 16u;
   // Weight row bases (weight_row) of the tile's rows (past the last row: the last row again, not stored).
-  let last = p.rows - 1u;
-  let w_row0 = p.w_row0 + ((wid.z + p.z_shift) / p.z_group) * p.w_z_rows;
-  let wb0 = weight_rows4(min(vec4<u32>(n_base + 0u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + w_row0, p.K);
-  let wb1 = weight_rows4(min(vec4<u32>(n_base + 4u) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last)) + w_row0, p.K);
+  let wb0 = tile_rows4(n_base + 0u, wid.z);
+  let wb1 = tile_rows4(n_base + 4u, wid.z);
   // The activation rows this lane loads for the subgroup: tokens m_base + s % 8 and m_base + 8 + s % 8
   // (past the last token: the last token again).
   let x_off = p.x_off + wid.z * p.x_z;

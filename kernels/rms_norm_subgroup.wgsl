@@ -7,6 +7,8 @@
 // w · rows_per_wg … + rows_per_wg − 1, one per subgroup (rows_per_wg = 64 / the largest subgroup size;
 // subgroups past it, when the subgroup is smaller, have no row), flattened over x and y. Each lane loops
 // 2 · dim / subgroup size times.
+// Subgroup builtins without `enable subgroups;`: the WGSL spec asks for it, but the Naga of Deno 2.9
+// rejects it ("not yet supported") and takes the device's `subgroups` feature instead.
 struct Params {
   rows: u32,
   dim: u32,
@@ -30,11 +32,11 @@ fn main(
   @builtin(subgroup_invocation_id) sid: u32,
 ) {
   let sub = lid / sg;
-  let row = (wid.x + wid.y * nwg.x) * p.rows_per_wg + sub;
-  // Whole subgroups leave, so subgroupAdd below runs with every lane of theirs.
-  if (sub >= p.rows_per_wg || row >= p.rows) {
-    return;
-  }
+  let wanted = (wid.x + wid.y * nwg.x) * p.rows_per_wg + sub;
+  // A subgroup without a row works on the last one and stores nothing: subgroup operations must be
+  // reached by every lane (uniform control flow), so nothing returns before them.
+  let has_row = sub < p.rows_per_wg && wanted < p.rows;
+  let row = min(wanted, p.rows - 1u);
   let base = p.x_off + row * p.dim;
   var sum = 0.0;
   for (var d = sid; d < p.dim; d += sg) {
@@ -43,6 +45,9 @@ fn main(
   }
   let total = subgroupAdd(sum);
   let inv = 1.0 / sqrt(total / f32(p.dim) + p.eps);
+  if (!has_row) {
+    return;
+  }
   let obase = p.out_off + row * p.dim;
   for (var d = sid; d < p.dim; d += sg) {
     out[obase + d] = x[base + d] * inv * scale[d];

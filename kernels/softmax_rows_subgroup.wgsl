@@ -8,7 +8,8 @@
 // Workgroups: 64 invocations, subgroups of consecutive invocations; workgroup w takes rows
 // w · rows_per_wg … + rows_per_wg − 1, one per subgroup (rows_per_wg = 64 / the largest subgroup size;
 // subgroups past it, when the subgroup is smaller, have no row), flattened over x and y. Each lane takes 4
-// keys at a time and loops 3 · stride / (4 · subgroup size) times.
+// keys at a time and loops 3 · stride / (4 · subgroup size) times. No `enable subgroups;`: see
+// rms_norm_subgroup.wgsl.
 struct Params {
   rows: u32,
   cols: u32,
@@ -43,11 +44,11 @@ fn main(
   @builtin(subgroup_invocation_id) sid: u32,
 ) {
   let sub = lid / sg;
-  let row = (wid.x + wid.y * nwg.x) * p.rows_per_wg + sub;
-  // Whole subgroups leave, so the subgroup operations below run with every lane of theirs.
-  if (sub >= p.rows_per_wg || row >= p.rows) {
-    return;
-  }
+  let wanted = (wid.x + wid.y * nwg.x) * p.rows_per_wg + sub;
+  // A subgroup without a row works on the last one and writes nothing: subgroup operations must be
+  // reached by every lane (uniform control flow), so nothing returns before them.
+  let has_row = sub < p.rows_per_wg && wanted < p.rows;
+  let row = min(wanted, p.rows - 1u);
   let r = row % p.head_rows;
   let base = (p.x_off + row * p.stride) / 4u;
   let n4 = p.stride / 4u;
@@ -64,12 +65,17 @@ fn main(
     if (4u * c < p.cols) {
       e = select(vec4<f32>(0.0), exp(x[base + c] * p.scale - mx), keys4(r, p.q0 + r, 4u * c));
     }
-    x[base + c] = e;
+    if (has_row) {
+      x[base + c] = e;
+    }
     sum += (e.x + e.y) + (e.z + e.w);
   }
   let total = subgroupAdd(sum);
   // No allowed key: every e is 0, and so is the row.
   let inv = select(0.0, 1.0 / total, total > 0.0);
+  if (!has_row) {
+    return;
+  }
   for (var c = sid; c < n4; c += sg) {
     x[base + c] *= inv;
   }

@@ -35,12 +35,14 @@ import gatedResidual from "./gated_residual.wgsl" with { type: "text" };
 import sample from "./sample.wgsl" with { type: "text" };
 import argmax from "./argmax.wgsl" with { type: "text" };
 import layerNorm from "./layer_norm.wgsl" with { type: "text" };
+import layerNormSubgroup from "./layer_norm_subgroup.wgsl" with { type: "text" };
 import gelu from "./gelu.wgsl" with { type: "text" };
 import patchify from "./patchify.wgsl" with { type: "text" };
 import visionEmbed from "./vision_embed.wgsl" with { type: "text" };
 import broadcastAdd from "./broadcast_add.wgsl" with { type: "text" };
 import interleaveColumns from "./interleave_columns.wgsl" with { type: "text" };
 import streamRead from "./stream_read.wgsl" with { type: "text" };
+import subgroupProbe from "./subgroup_probe.wgsl" with { type: "text" };
 import stridedCopy from "./strided_copy.wgsl" with { type: "text" };
 import softmaxRows from "./softmax_rows.wgsl" with { type: "text" };
 import softmaxRowsSubgroup from "./softmax_rows_subgroup.wgsl" with { type: "text" };
@@ -87,12 +89,14 @@ export const KERNELS: Record<KernelName, string> = {
   sample: withReduce(sample),
   argmax: withReduce(argmax),
   layer_norm: withReduce(layerNorm),
+  layer_norm_subgroup: layerNormSubgroup,
   gelu,
   patchify,
   vision_embed: visionEmbed,
   broadcast_add: broadcastAdd,
   interleave_columns: interleaveColumns,
   stream_read: streamRead,
+  subgroup_probe: subgroupProbe,
   strided_copy: stridedCopy,
   softmax_rows: withMask(withReduce(softmaxRows)),
   softmax_rows_subgroup: withMask(softmaxRowsSubgroup),
@@ -122,12 +126,14 @@ export type KernelName =
   | "sample"
   | "argmax"
   | "layer_norm"
+  | "layer_norm_subgroup"
   | "gelu"
   | "patchify"
   | "vision_embed"
   | "broadcast_add"
   | "interleave_columns"
   | "stream_read"
+  | "subgroup_probe"
   | "strided_copy"
   | "softmax_rows"
   | "softmax_rows_subgroup";

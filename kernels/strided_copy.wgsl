@@ -1,7 +1,8 @@
 // A batch of 2-D strided gathers, zero-padded: for batch z (workgroup z),
 // out[out_off + z·out_z + r·out_cols + c] = c < cols ? src[src_off + z·src_z + r·row_stride + c·col_stride] : 0
 // for r < rows, c < out_cols. Lays out the heads of v transposed (or of k, when they cannot be read in
-// place) contiguously so that attention over many queries can run as two matrix products (matmul.wgsl).
+// place) contiguously so that attention over many queries can run as two matrix products (ops.ts
+// attentionByMatmul).
 // Bindings: 0 src f32, 1 out f32 [batches, rows, out_cols] (window), 2 params.
 // Workgroups: 64 invocations, one per output element of a batch, grid flattened over x and y; z = batch.
 struct Params {

@@ -37,6 +37,27 @@ Deno.test("the device gets the adapter's limits, not WebGPU's defaults", async (
   }
 });
 
+Deno.test("subgroups: used where the probe finds runs of consecutive invocations, never when turned off", async () => {
+  const adapter = (await navigator.gpu.requestAdapter())!;
+  // deno-lint-ignore no-explicit-any
+  const info = adapter.info as any;
+  const gpu = await Gpu.acquire({ quiet: true });
+  const off = await Gpu.acquire({ quiet: true, subgroups: false });
+  try {
+    assert.equal(off.subgroupSizes, null);
+    if (gpu.subgroupSizes) {
+      assert.deepEqual(gpu.subgroupSizes, { min: info.subgroupMinSize, max: info.subgroupMaxSize });
+    }
+    // lavapipe under Vulkan: 8-wide subgroups (256-bit SIMD); the OpenGL backend has none.
+    if (/llvmpipe/.test(gpu.description) && Deno.env.get("DENO_WEBGPU_BACKEND") === "vulkan") {
+      assert.deepEqual(gpu.subgroupSizes, { min: 8, max: 8 });
+    }
+  } finally {
+    gpu.destroy();
+    off.destroy();
+  }
+});
+
 Deno.test("a WebGPU validation error surfaces as an exception at the next read, not as wrong numbers", async () => {
   const gpu = await Gpu.acquire({ quiet: true });
   try {

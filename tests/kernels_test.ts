@@ -570,6 +570,8 @@ interface AttentionCase {
   mode: "none" | "causal" | "bits";
   /** For "bits": whether token t may see key j. */
   allowed?: (t: number, j: number) => boolean;
+  /** For "bits": the mask's `used` (no row allows a key from it on). */
+  used?: number;
   qScale?: number;
 }
 
@@ -596,7 +598,7 @@ async function checkAttention(gpu: Gpu, c: AttentionCase, seed: number): Promise
       for (let t = 0; t < T; t++) {
         for (let j = 0; j < c.kvLen; j++) if (allowed(t, j)) bits[t * words + (j >> 5)] |= 1 << (j & 31);
       }
-      mask = { kind: "bits", bits: owner.upload(bits, "mask"), words };
+      mask = { kind: "bits", bits: owner.upload(bits, "mask"), words, used: c.used };
     }
     record(gpu, (rec) => attention(rec, q, c.b, c.s, c.nHeads, c.nKv, c.hd, k, v, c.kvLen, mask, out));
     const got = await readF32(gpu, out, qv.length);
@@ -749,17 +751,21 @@ gpuTest(
       139,
     );
     await checkAttention(gpu, { b: 1, s: 64, nHeads: 6, nKv: 2, hd: 8, kvLen: 64, mode: "none" }, 140);
-    // Keys read in place from the cache (batch 0) and copied (batch 1: its KV heads' window starts 16
-    // elements into a row of 24, off the binding alignment).
-    await checkAttention(await testGpu(), {
-      b: 2,
-      s: 64,
-      nHeads: 4,
-      nKv: 2,
-      hd: 24,
-      kvLen: 67,
-      mode: "causal",
-    }, 141);
+    // Keys read in place from the cache (batch 0) and copied (batch 1: at the device's 256-byte storage
+    // alignment, WebGPU's default, its KV heads' window starts 8 elements into a row of 24); in place
+    // from row 4 of a window (batch 1 of the second case starts 32 elements, 4 rows of 8, into it).
+    const full = await testGpu();
+    await checkAttention(full, { b: 2, s: 64, nHeads: 4, nKv: 2, hd: 24, kvLen: 67, mode: "causal" }, 141);
+    await checkAttention(full, { b: 2, s: 64, nHeads: 4, nKv: 2, hd: 8, kvLen: 66, mode: "causal" }, 142);
+    // A cache far longer than the keys in use (a prefill into a long context): the cache span of the KV
+    // heads, not only their keys, bounds a head range (4 KV heads need 2 ranges under 131,072 bytes).
+    const roomy = await testGpu(131072);
+    const allowed = (t: number, j: number) => j < 64 && (t + j) % 3 !== 0;
+    await checkAttention(
+      roomy,
+      { b: 1, s: 64, nHeads: 4, nKv: 4, hd: 8, kvLen: 2000, mode: "bits", allowed, used: 64 },
+      143,
+    );
     // The same with matmul.wgsl and softmax_rows.wgsl where the adapter has subgroups (above:
     // matmul_subgroup.wgsl and softmax_rows_subgroup.wgsl).
     const without = await testGpu(40960, false);

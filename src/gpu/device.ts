@@ -8,6 +8,7 @@
  *
  * @module
  */
+import { KERNELS } from "../../kernels/sources.ts";
 
 /** Options for {@link Gpu.acquire}. */
 export interface GpuOptions {
@@ -83,7 +84,12 @@ export class Gpu {
   #scopes: Promise<GPUError | null>[] = [];
   #uncaptured: GPUError | null = null;
 
-  private constructor(device: GPUDevice, adapter: GPUAdapter, options: GpuOptions) {
+  private constructor(
+    device: GPUDevice,
+    adapter: GPUAdapter,
+    options: GpuOptions,
+    subgroupSizes: { min: number; max: number } | null,
+  ) {
     this.device = device;
     const l = device.limits;
     const maxBinding = Math.min(l.maxStorageBufferBindingSize, options.maxBindingBytes ?? Infinity);
@@ -99,10 +105,7 @@ export class Gpu {
     this.hasShaderF16 = device.features.has("shader-f16");
     // deno-lint-ignore no-explicit-any
     const info = adapter.info as any;
-    const [sgMin, sgMax] = [Number(info?.subgroupMinSize), Number(info?.subgroupMaxSize)];
-    this.subgroupSizes = device.features.has("subgroups" as GPUFeatureName) && sgMin > 0 && sgMax >= sgMin
-      ? { min: sgMin, max: sgMax }
-      : null;
+    this.subgroupSizes = subgroupSizes;
     this.description = info?.description || info?.device || info?.vendor || "unknown adapter";
     // deno-lint-ignore no-explicit-any
     this.isFallbackAdapter = Boolean(info?.isFallbackAdapter ?? (adapter as any).isFallbackAdapter);
@@ -140,7 +143,8 @@ export class Gpu {
     const requiredFeatures: GPUFeatureName[] = adapter.features.has("shader-f16") ? ["shader-f16"] : [];
     let device: GPUDevice | null = null;
     // Deno 2.9's Vulkan adapters grant `subgroups` without listing it in `adapter.features`, so it is
-    // asked for and, if refused (the GL backend), the device is requested again without it.
+    // asked for and, if refused (the GL backend), the device is requested again without it; any error
+    // that has nothing to do with subgroups comes back from that second request.
     if (options.subgroups ?? true) {
       device = await adapter
         .requestDevice({
@@ -154,7 +158,7 @@ export class Gpu {
     } catch (e) {
       throw new GpuError(`The WebGPU adapter refused a device: ${(e as Error).message}. ${INSTALL_HINT}`);
     }
-    const gpu = new Gpu(device, adapter, options);
+    const gpu = new Gpu(device, adapter, options, await usableSubgroups(device, adapter));
     if (gpu.isFallbackAdapter && !options.quiet) {
       console.warn(
         `warning: WebGPU runs on the CPU (${gpu.description}); expect it to be slow. Install a GPU driver for speed.`,
@@ -235,6 +239,61 @@ export class Gpu {
   /** Destroys the device; every buffer made on it becomes invalid. */
   destroy(): void {
     this.device.destroy();
+  }
+}
+
+/**
+ * The subgroup sizes the subgroup kernels may rely on: the adapter's `subgroupMinSize` and
+ * `subgroupMaxSize` where the device has the `subgroups` feature and one dispatch of
+ * kernels/subgroup_probe.wgsl shows subgroups as runs of consecutive invocations (what those kernels
+ * assume and WGSL does not promise) of sizes in that range; else null.
+ */
+async function usableSubgroups(
+  device: GPUDevice,
+  adapter: GPUAdapter,
+): Promise<{ min: number; max: number } | null> {
+  // deno-lint-ignore no-explicit-any
+  const info = adapter.info as any;
+  const min = Number(info?.subgroupMinSize), max = Number(info?.subgroupMaxSize);
+  if (!device.features.has("subgroups" as GPUFeatureName) || !(min > 0 && max >= min)) return null;
+  const out = device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
+  const read = device.createBuffer({ size: 256, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+  try {
+    device.pushErrorScope("validation");
+    let recorded = false;
+    try {
+      const module = device.createShaderModule({ label: "subgroup_probe", code: KERNELS.subgroup_probe });
+      const pipeline = device.createComputePipeline({
+        layout: "auto",
+        compute: { module, entryPoint: "main" },
+      });
+      const encoder = device.createCommandEncoder();
+      const pass = encoder.beginComputePass();
+      pass.setPipeline(pipeline);
+      const entries = [{ binding: 0, resource: { buffer: out } }];
+      pass.setBindGroup(0, device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries }));
+      pass.dispatchWorkgroups(1);
+      pass.end();
+      encoder.copyBufferToBuffer(out, 0, read, 0, 256);
+      device.queue.submit([encoder.finish()]);
+      recorded = true;
+    } catch {
+      // reported below, with the scope popped
+    }
+    if ((await device.popErrorScope()) || !recorded) return null;
+    await read.mapAsync(GPUMapMode.READ);
+    const words = new Uint32Array(read.getMappedRange().slice(0));
+    read.unmap();
+    const consecutive = words.every((w, i) => {
+      const size = w >>> 16;
+      return size >= min && size <= max && (w & 0xffff) === i % size;
+    });
+    return consecutive ? { min, max } : null;
+  } catch {
+    return null;
+  } finally {
+    out.destroy();
+    read.destroy();
   }
 }
 

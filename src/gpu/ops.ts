@@ -194,10 +194,11 @@ export function grid(gpu: Gpu, invocations: number): [number, number, number] {
 
 /**
  * Rows per workgroup of the row kernels that reduce within a subgroup (rms_norm_subgroup.wgsl,
- * softmax_rows_subgroup.wgsl): one per subgroup of the largest size, 64 / that size; 1 where the device
- * has no subgroups, which takes the kernels that reduce over a workgroup per row instead.
+ * softmax_rows_subgroup.wgsl, layer_norm_subgroup.wgsl): one per subgroup of the largest size, 64 / that
+ * size (where subgroups come smaller, the extra ones idle). 1 where the device has no subgroups or they
+ * can be 64 wide: those devices take the kernels that reduce over a workgroup per row instead.
  */
-function rowsPerWorkgroup(gpu: Gpu): number {
+export function rowsPerWorkgroup(gpu: Gpu): number {
   const sg = gpu.subgroupSizes;
   return sg && sg.max <= WORKGROUP ? WORKGROUP / sg.max : 1;
 }
@@ -256,7 +257,8 @@ export function embedding(
 }
 
 /**
- * `out[M, N] = x[M, K] · Wᵀ (+ bias)` (linear.wgsl, matvec.wgsl or matmul.wgsl) for a weight `[N, K]`,
+ * `out[M, N] = x[M, K] · Wᵀ (+ bias)` (linear.wgsl, matvec.wgsl, or matmul.wgsl / matmul_subgroup.wgsl:
+ * {@link matmulTile}) for a weight `[N, K]`,
  * chunk by chunk; `bias` is f32 `[N]`. With `accumulate` the result is added to `out` instead. With
  * `options.swigluUp` the product is of silu(x) ⊙ swigluUp (`x` then holds that afterwards, unless the
  * product folded it: quantized decoding); with `options.rmsNorm` (only where
@@ -306,7 +308,7 @@ export function linear(
       const xw = bindWindow(rec.gpu, x, m0 * K * 4, mc * K * 4);
       const ow = bindWindow(rec.gpu, out, ((options.outRow ?? 0) + m0) * stride * 4, mc * stride * 4);
       // Rows of a multiple of 8 with aligned activations take the vec4 kernels: matrix-vector for a few
-      // tokens (decoding: each weight row streamed once per token), 8×16 register tiles for more.
+      // tokens (decoding: each weight row streamed once per token), register tiles for more (matmulTile).
       const fast = K % 8 === 0 && xw.elementOffset % 4 === 0;
       const kernel = !fast ? "linear" : mc < MATVEC_MAX_TOKENS ? "matvec" : "matmul";
       if (kernel === "matvec") {
@@ -363,6 +365,12 @@ interface MatmulTile {
   tokens: number;
   lanesX: number;
 }
+
+/**
+ * The fewest tokens a matmul workgroup covers (matmul.wgsl's 8 with all 64 lanes along the rows;
+ * matmul_subgroup.wgsl covers 16 or more), which bounds the tokens of one dispatch (grid y).
+ */
+const MATMUL_MIN_WORKGROUP_TOKENS = 8;
 
 /**
  * The tile for a product with `rows` weight rows: matmul_subgroup.wgsl (8 rows × 16 tokens) where the
@@ -553,7 +561,10 @@ function matvecWorkgroupRows(rows: number): number {
   return Math.ceil(rows / MATVEC_ROWS / groups) * MATVEC_ROWS;
 }
 
-/** RMSNorm over the last `dim` of `rows` rows (rms_norm.wgsl) into a different buffer `out`. `scale` is f32 `[dim]`. */
+/**
+ * RMSNorm over the last `dim` of `rows` rows (rms_norm_subgroup.wgsl, or rms_norm.wgsl without subgroups:
+ * {@link rowsPerWorkgroup}) into a different buffer `out`. `scale` is f32 `[dim]`.
+ */
 export function rmsNorm(
   rec: Recorder,
   x: GPUBuffer,
@@ -814,7 +825,7 @@ export function attention(
   }
 }
 
-/** `gate = silu(gate) * up`, elementwise over `n` values (swiglu.wgsl). */
+/** `gate = silu(gate) * up`, elementwise over `n` values (swiglu_vec4.wgsl where aligned, else swiglu.wgsl). */
 export function swiglu(rec: Recorder, gate: GPUBuffer, up: GPUBuffer, n: number): void {
   for (const [i0, c] of ranges(rec.gpu, n, [4])) {
     const gw = bindWindow(rec.gpu, gate, i0 * 4, c * 4);
@@ -969,7 +980,8 @@ function stridedCopy(
 }
 
 /**
- * Per-head products of attention as one matmul.wgsl dispatch over `heads` heads (workgroups along z):
+ * Per-head products of attention as one matmul dispatch ({@link matmulTile}) over `heads` heads (workgroups
+ * along z):
  * for head z, `out[outOff + z·outZ + m·outStride + n] = Σ_k x[xOff + z·xZ + m·xStride + k] ·
  * w[(wRow0 + ((z + zShift) / group)·wZRows + n)·K + k]` for `m < M`, `n < rows`, `k < K` (f32 weights).
  */
@@ -1026,9 +1038,10 @@ function matmulHeads(
 /**
  * Attention over many queries and keys (the vision encoder: thousands; prefills) as two matrix products
  * with the register-tiled matmul, every head of a range in one dispatch: scores = q·kᵀ over the keys in
- * use, a masked row softmax (softmax_rows.wgsl), then scores·v. Much faster on CPU adapters than the
- * key-block kernels, which reload keys per query group. q is read in place (heads are columns of its
- * rows); the keys and the transposed values of the range's KV heads are gathered first (one copy each).
+ * use, a masked row softmax (softmax_rows_subgroup.wgsl, or softmax_rows.wgsl without subgroups), then
+ * scores·v. Much faster on CPU adapters than the key-block kernels, which reload keys per query group.
+ * q is read in place (heads are columns of its rows), and so are the keys (rows of the cache) where their
+ * window starts on a row; the transposed values of the range's KV heads are gathered first (one dispatch).
  * Same inputs and output as {@link attention}; `kvUsed` ≤ `kvLen` keys.
  */
 function attentionByMatmul(
@@ -1056,8 +1069,8 @@ function attentionByMatmul(
   // whose scores, and whose KV heads' keys and transposed values, fit one.
   const perKv = Lp * hd * 4;
   if (perKv > room) throw new GpuError("internal: one head's keys exceed a binding");
-  // 8: the fewest tokens a matmul workgroup covers (matmulTile), so the grid's y stays in range.
-  const maxRows = 8 * rec.gpu.limits.maxWorkgroupsPerDimension;
+  const maxRows = MATMUL_MIN_WORKGROUP_TOKENS * rec.gpu.limits.maxWorkgroupsPerDimension;
+  const perWg = rowsPerWorkgroup(rec.gpu);
   for (const [r0, n] of ranges(rec.gpu, seq, [Lp * 4, nHeads * hd * 4, words * 4], maxRows)) {
     const headsPer = Math.max(1, Math.min(nHeads, Math.floor(room / (n * Lp * 4))));
     const scores = rec.scratch(headsPer * n * Lp * 4, "attention scores");
@@ -1069,33 +1082,29 @@ function attentionByMatmul(
         ? bindWindow(rec.gpu, mask.bits, row0 * words * 4, n * words * 4)
         : null;
       for (let h0 = 0; h0 < nHeads;) {
-        // Heads h0 … h0 + nh − 1, whose KV heads kv0 … kv0 + nkv − 1 fit the key and value buffers.
+        // Heads h0 … h0 + nh − 1, whose KV heads kv0 … kv0 + nkv − 1 fit a binding twice over: their
+        // keys and transposed values as gathered (Lp rows each), and their span of the cache (kvLen rows
+        // apart), which the keys are read from in place and the values gathered from. One KV head fits.
         const kv0 = Math.floor(h0 / group);
+        const kvHeadsOf = (nh: number) => Math.floor((h0 + nh - 1) / group) - kv0 + 1;
+        const cacheSpan = (nkv: number) => ((nkv - 1) * kvLen + kvUsed) * hd * 4;
         let nh = Math.min(headsPer, nHeads - h0);
-        while (nh > 1 && (Math.floor((h0 + nh - 1) / group) - kv0 + 1) * perKv > room) nh--;
-        const nkv = Math.floor((h0 + nh - 1) / group) - kv0 + 1;
+        while (nh > 1 && (kvHeadsOf(nh) * perKv > room || cacheSpan(kvHeadsOf(nh)) > room)) nh--;
+        const nkv = kvHeadsOf(nh);
         const kvBase = (b * nKv + kv0) * kvLen * hd;
         const kvHeads = { batches: nkv, srcOff: kvBase, srcZ: kvLen * hd, outOff: 0 };
-        // The keys of a KV head are rows of the cache already: the product reads them in place when the
-        // window of the range's KV heads fits a binding and starts on a row.
-        const kSpan = ((nkv - 1) * kvLen + kvUsed) * hd * 4;
-        const kw = kSpan <= room ? bindWindow(rec.gpu, k, kvBase * 4, kSpan) : null;
-        let keys = { w: kw?.resource ?? k as GPUBuffer | GPUBufferBinding, row0: 0, zRows: kvLen };
-        if (!kw || kw.elementOffset % hd !== 0) {
+        // The keys of a KV head are rows of the cache already: the product reads them in place when their
+        // window starts on a row (the binding offset is rounded down to the storage alignment).
+        const kw = bindWindow(rec.gpu, k, kvBase * 4, cacheSpan(nkv));
+        const copyKeys = () => {
           const kh = rec.scratch(nkv * Lp * hd * 4, "attention keys");
-          stridedCopy(rec, k, {
-            ...kvHeads,
-            rows: kvUsed,
-            cols: hd,
-            outCols: hd,
-            rowStride: hd,
-            colStride: 1,
-            outZ: Lp * hd,
-          }, kh);
-          keys = { w: kh, row0: 0, zRows: Lp };
-        } else {
-          keys.row0 = kw.elementOffset / hd;
-        }
+          const rows = { rows: kvUsed, cols: hd, outCols: hd, rowStride: hd, colStride: 1, outZ: Lp * hd };
+          stridedCopy(rec, k, { ...kvHeads, ...rows }, kh);
+          return { w: kh as GPUBuffer | GPUBufferBinding, row0: 0, zRows: Lp };
+        };
+        const keys = kw.elementOffset % hd === 0
+          ? { w: kw.resource, row0: kw.elementOffset / hd, zRows: kvLen }
+          : copyKeys();
         const vt = rec.scratch(nkv * hd * Lp * 4, "attention values transposed");
         stridedCopy(rec, v, {
           ...kvHeads,
@@ -1122,7 +1131,6 @@ function attentionByMatmul(
           wRow0: keys.row0,
           wZRows: keys.zRows,
         });
-        const perWg = rowsPerWorkgroup(rec.gpu);
         rec.dispatch(
           perWg > 1 ? "softmax_rows_subgroup" : "softmax_rows",
           undefined,

@@ -5,7 +5,7 @@
  * @module
  */
 import { bindWindow } from "./buffers.ts";
-import { grid, gridPerItem, pack, ranges, type Recorder } from "./ops.ts";
+import { grid, gridPerItem, pack, ranges, type Recorder, rowsPerWorkgroup } from "./ops.ts";
 
 /** LayerNorm over the last `dim` of `rows` rows (layer_norm.wgsl) into a different buffer `out`. */
 export function layerNorm(
@@ -21,12 +21,13 @@ export function layerNorm(
   for (const [r0, n] of ranges(rec.gpu, rows, [dim * 4])) {
     const xw = bindWindow(rec.gpu, x, r0 * dim * 4, n * dim * 4);
     const ow = bindWindow(rec.gpu, out, r0 * dim * 4, n * dim * 4);
+    const perWg = rowsPerWorkgroup(rec.gpu);
     rec.dispatch(
-      "layer_norm",
+      perWg > 1 ? "layer_norm_subgroup" : "layer_norm",
       undefined,
       [xw.resource, weight, bias, ow.resource],
-      pack("uufuu", [n, dim, eps, xw.elementOffset, ow.elementOffset]),
-      gridPerItem(rec.gpu, n),
+      pack("uufuuu", [n, dim, eps, xw.elementOffset, ow.elementOffset, perWg]),
+      gridPerItem(rec.gpu, Math.ceil(n / perWg)),
     );
   }
 }

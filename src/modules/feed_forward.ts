@@ -67,8 +67,11 @@ export class FeedForward extends Module {
     const split = stacked !== null && canLinearSplit(stacked, T);
     const input = normInput(rec, norm, x, T, split && quantizesActivations(rec.gpu, stacked, T));
     x = input.x;
+    // The activation: the SwiGLU gate is applied by the down projection (folded into the int8 prologue
+    // of quantized decoding, a pass before the product otherwise); GELU in place here.
+    let up: GPUBuffer | undefined;
     if (this.w3) {
-      const up = rec.scratch(T * this.hidden_dim * 4, "mlp up");
+      up = rec.scratch(T * this.hidden_dim * 4, "mlp up");
       if (split) {
         // Decoding: w1 x and w3 x in one product over the stacked weights.
         linearSplit(rec, stacked, x, T, [{ buffer: gate, rows: this.hidden_dim }, {
@@ -79,15 +82,11 @@ export class FeedForward extends Module {
         this.w1.forward(rec, x, T, gate);
         this.w3.forward(rec, x, T, up);
       }
-      // The SwiGLU gate is applied by the down projection: folded into the int8 prologue of quantized
-      // decoding, as a pass before the product otherwise.
-      const bias = this.w2.bias ? this.w2.bias.buffer : null;
-      linear(rec, this.w2.weight.storage, gate, T, out, bias, accumulate, { swigluUp: up });
-      return;
     } else {
       this.w1.forward(rec, x, T, gate);
       gelu(rec, gate, T * this.hidden_dim);
     }
-    this.w2.forward(rec, gate, T, out, accumulate);
+    const bias = this.w2.bias ? this.w2.bias.buffer : null;
+    linear(rec, this.w2.weight.storage, gate, T, out, bias, accumulate, { swigluUp: up });
   }
 }
