@@ -5,10 +5,9 @@
 // change made RMSNorm ~3× faster there, see rms_norm_subgroup.wgsl).
 // Bindings: 0 x f32 [rows, dim] (window), 1 weight f32 [dim], 2 bias f32 [dim], 3 out f32 (window; a
 // buffer other than x), 4 params.
-// Workgroups: 64 invocations, subgroups of consecutive invocations; workgroup w takes rows
-// w · rows_per_wg … + rows_per_wg − 1, one per subgroup (rows_per_wg = 64 / the largest subgroup size;
-// subgroups past it, when the subgroup is smaller, have no row), flattened over x and y. Each lane loops
-// 3 · dim / subgroup size times. No `enable subgroups;`: see rms_norm_subgroup.wgsl.
+// Workgroups: 64 invocations, rows_per_wg rows each, one per subgroup (subgroup_row: subgroup_rows.wgsl,
+// appended), flattened over x and y. Each lane loops 3 · dim / subgroup size times.
+// No `enable subgroups;`: see rms_norm_subgroup.wgsl.
 struct Params {
   rows: u32,
   dim: u32,
@@ -32,12 +31,8 @@ fn main(
   @builtin(subgroup_size) sg: u32,
   @builtin(subgroup_invocation_id) sid: u32,
 ) {
-  let sub = lid / sg;
-  let wanted = (wid.x + wid.y * nwg.x) * p.rows_per_wg + sub;
-  // A subgroup without a row works on the last one and stores nothing: subgroup operations must be
-  // reached by every lane (uniform control flow), so nothing returns before them.
-  let has_row = sub < p.rows_per_wg && wanted < p.rows;
-  let row = min(wanted, p.rows - 1u);
+  let at = subgroup_row(wid, nwg, lid, sg, p.rows_per_wg, p.rows);
+  let row = at.row;
   let base = p.x_off + row * p.dim;
   var s = 0.0;
   for (var d = sid; d < p.dim; d += sg) {
@@ -50,7 +45,7 @@ fn main(
     v += c * c;
   }
   let inv = 1.0 / sqrt(subgroupAdd(v) / f32(p.dim) + p.eps);
-  if (!has_row) {
+  if (!at.has_row) {
     return;
   }
   let obase = p.out_off + row * p.dim;

@@ -3,10 +3,8 @@
 // workgroup memory and no barrier; on llvmpipe 8 rows share a workgroup instead of one (its
 // workgroups and barriers cost more than the arithmetic of a 1,024-wide row).
 // Bindings: 0 x f32 [rows, dim] (window), 1 scale f32 [dim], 2 out f32 [rows, dim] (window; a buffer other than x), 3 params.
-// Workgroups: 64 invocations, subgroups of consecutive invocations; workgroup w takes rows
-// w · rows_per_wg … + rows_per_wg − 1, one per subgroup (rows_per_wg = 64 / the largest subgroup size;
-// subgroups past it, when the subgroup is smaller, have no row), flattened over x and y. Each lane loops
-// 2 · dim / subgroup size times.
+// Workgroups: 64 invocations, rows_per_wg rows each, one per subgroup (subgroup_row: subgroup_rows.wgsl,
+// appended), flattened over x and y. Each lane loops 2 · dim / subgroup size times.
 // Subgroup builtins without `enable subgroups;`: the WGSL spec asks for it, but the Naga of Deno 2.9
 // rejects it ("not yet supported") and takes the device's `subgroups` feature instead.
 struct Params {
@@ -31,12 +29,8 @@ fn main(
   @builtin(subgroup_size) sg: u32,
   @builtin(subgroup_invocation_id) sid: u32,
 ) {
-  let sub = lid / sg;
-  let wanted = (wid.x + wid.y * nwg.x) * p.rows_per_wg + sub;
-  // A subgroup without a row works on the last one and stores nothing: subgroup operations must be
-  // reached by every lane (uniform control flow), so nothing returns before them.
-  let has_row = sub < p.rows_per_wg && wanted < p.rows;
-  let row = min(wanted, p.rows - 1u);
+  let at = subgroup_row(wid, nwg, lid, sg, p.rows_per_wg, p.rows);
+  let row = at.row;
   let base = p.x_off + row * p.dim;
   var sum = 0.0;
   for (var d = sid; d < p.dim; d += sg) {
@@ -45,7 +39,7 @@ fn main(
   }
   let total = subgroupAdd(sum);
   let inv = 1.0 / sqrt(total / f32(p.dim) + p.eps);
-  if (!has_row) {
+  if (!at.has_row) {
     return;
   }
   let obase = p.out_off + row * p.dim;

@@ -5,11 +5,9 @@
 // Masks: attention_mask.wgsl (appended).
 // Bindings: 0 x vec4<f32> [rows, stride / 4] (window, read-write; x_off and stride multiples of 4),
 // 1 mask bits (window), 2 params.
-// Workgroups: 64 invocations, subgroups of consecutive invocations; workgroup w takes rows
-// w · rows_per_wg … + rows_per_wg − 1, one per subgroup (rows_per_wg = 64 / the largest subgroup size;
-// subgroups past it, when the subgroup is smaller, have no row), flattened over x and y. Each lane takes 4
-// keys at a time and loops 3 · stride / (4 · subgroup size) times. No `enable subgroups;`: see
-// rms_norm_subgroup.wgsl.
+// Workgroups: 64 invocations, rows_per_wg rows each, one per subgroup (subgroup_row: subgroup_rows.wgsl,
+// appended), flattened over x and y. Each lane takes 4 keys at a time and loops
+// 3 · stride / (4 · subgroup size) times. No `enable subgroups;`: see rms_norm_subgroup.wgsl.
 struct Params {
   rows: u32,
   cols: u32,
@@ -43,12 +41,8 @@ fn main(
   @builtin(subgroup_size) sg: u32,
   @builtin(subgroup_invocation_id) sid: u32,
 ) {
-  let sub = lid / sg;
-  let wanted = (wid.x + wid.y * nwg.x) * p.rows_per_wg + sub;
-  // A subgroup without a row works on the last one and writes nothing: subgroup operations must be
-  // reached by every lane (uniform control flow), so nothing returns before them.
-  let has_row = sub < p.rows_per_wg && wanted < p.rows;
-  let row = min(wanted, p.rows - 1u);
+  let at = subgroup_row(wid, nwg, lid, sg, p.rows_per_wg, p.rows);
+  let row = at.row;
   let r = row % p.head_rows;
   let base = (p.x_off + row * p.stride) / 4u;
   let n4 = p.stride / 4u;
@@ -65,7 +59,7 @@ fn main(
     if (4u * c < p.cols) {
       e = select(vec4<f32>(0.0), exp(x[base + c] * p.scale - mx), keys4(r, p.q0 + r, 4u * c));
     }
-    if (has_row) {
+    if (at.has_row) {
       x[base + c] = e;
     }
     sum += (e.x + e.y) + (e.z + e.w);
@@ -73,7 +67,7 @@ fn main(
   let total = subgroupAdd(sum);
   // No allowed key: every e is 0, and so is the row.
   let inv = select(0.0, 1.0 / total, total > 0.0);
-  if (!has_row) {
+  if (!at.has_row) {
     return;
   }
   for (var c = sid; c < n4; c += sg) {

@@ -48,6 +48,7 @@ import softmaxRows from "./softmax_rows.wgsl" with { type: "text" };
 import softmaxRowsSubgroup from "./softmax_rows_subgroup.wgsl" with { type: "text" };
 import attentionMask from "./attention_mask.wgsl" with { type: "text" };
 import workgroupReduce from "./workgroup_reduce.wgsl" with { type: "text" };
+import subgroupRows from "./subgroup_rows.wgsl" with { type: "text" };
 
 /** A matrix-vector kernel followed by its parameters, bindings 1…6 and stores (matvec_common.wgsl). */
 const withMatvecCommon = (source: string): string => `${source}\n${matvecCommon}`;
@@ -60,6 +61,9 @@ const withMatmulCommon = (source: string): string => `${source}\n${matmulCommon}
 
 /** A kernel followed by the attention mask function `allowed` (attention_mask.wgsl) it calls. */
 const withMask = (source: string): string => `${source}\n${attentionMask}`;
+
+/** A row kernel that reduces within a subgroup, followed by `subgroup_row` (subgroup_rows.wgsl). */
+const withSubgroupRows = (source: string): string => `${source}\n${subgroupRows}`;
 
 /** A kernel followed by the workgroup tree reductions (workgroup_reduce.wgsl) it calls; it defines `WG`. */
 const withReduce = (source: string): string => `${source}\n${workgroupReduce}`;
@@ -75,7 +79,7 @@ export const KERNELS: Record<KernelName, string> = {
   matmul: withMatmulCommon(matmul),
   matmul_subgroup: withMatmulCommon(matmulSubgroup),
   rms_norm: withReduce(rmsNorm),
-  rms_norm_subgroup: rmsNormSubgroup,
+  rms_norm_subgroup: withSubgroupRows(rmsNormSubgroup),
   rope,
   kv_cache_update: kvCacheUpdate,
   rope_kv_update: ropeKvUpdate,
@@ -89,7 +93,7 @@ export const KERNELS: Record<KernelName, string> = {
   sample: withReduce(sample),
   argmax: withReduce(argmax),
   layer_norm: withReduce(layerNorm),
-  layer_norm_subgroup: layerNormSubgroup,
+  layer_norm_subgroup: withSubgroupRows(layerNormSubgroup),
   gelu,
   patchify,
   vision_embed: visionEmbed,
@@ -99,7 +103,7 @@ export const KERNELS: Record<KernelName, string> = {
   subgroup_probe: subgroupProbe,
   strided_copy: stridedCopy,
   softmax_rows: withMask(withReduce(softmaxRows)),
-  softmax_rows_subgroup: withMask(softmaxRowsSubgroup),
+  softmax_rows_subgroup: withMask(withSubgroupRows(softmaxRowsSubgroup)),
 };
 
 /** A kernel's name. */
