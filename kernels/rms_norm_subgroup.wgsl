@@ -5,8 +5,9 @@
 // Bindings: 0 x f32 [rows, dim] (window), 1 scale f32 [dim], 2 out f32 [rows, dim] (window; a buffer other than x), 3 params.
 // Workgroups: 64 invocations, rows_per_wg rows each, one per subgroup (subgroup_row: subgroup_rows.wgsl,
 // appended), flattened over x and y. Each lane loops 2 · dim / subgroup size times.
-// Subgroup builtins without `enable subgroups;`: the WGSL spec asks for it, but the Naga of Deno 2.9
-// rejects it ("not yet supported") and takes the device's `subgroups` feature instead.
+// `enable subgroups;` is not written here: the pipeline cache starts the module with it where the WGSL
+// compiler takes it (Gpu.subgroupDirective); the Naga of Deno 2.9 rejects the directive ("not yet
+// supported") and takes the builtins on the device's `subgroups` feature alone.
 struct Params {
   rows: u32,
   dim: u32,

@@ -142,6 +142,18 @@ export type KernelName =
   | "softmax_rows"
   | "softmax_rows_subgroup";
 
+/**
+ * The kernels that use subgroup builtins (only run where the device has usable subgroups: Gpu.subgroupSizes);
+ * their modules start with the device's `Gpu.subgroupDirective`.
+ */
+export const SUBGROUP_KERNELS: ReadonlySet<KernelName> = new Set<KernelName>([
+  "matmul_subgroup",
+  "rms_norm_subgroup",
+  "layer_norm_subgroup",
+  "softmax_rows_subgroup",
+  "subgroup_probe",
+]);
+
 /** A row-major weight snippet followed by the (row base, column) interface over it (weight_flat.wgsl). */
 const withFlat = (source: string): string => `${source}\n${weightFlat}`;
 

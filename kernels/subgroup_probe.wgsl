@@ -4,7 +4,8 @@
 // consecutive invocations (id = i % size), which WGSL does not promise; where the probe finds otherwise,
 // the device's subgroups go unused.
 // Bindings: 0 out u32 [64].
-// Workgroups: one of 64 invocations. No `enable subgroups;`: see rms_norm_subgroup.wgsl.
+// Workgroups: one of 64 invocations. Compiled with `enable subgroups;` in front first and without it
+// second; the form that compiles is the one the other subgroup kernels get (see rms_norm_subgroup.wgsl).
 @group(0) @binding(0) var<storage, read_write> out: array<u32>;
 
 @compute @workgroup_size(64)

@@ -76,6 +76,12 @@ export class Gpu {
    * adapter's `subgroupMinSize` and `subgroupMaxSize` (8 and 8 on llvmpipe, 32 or 64 on most GPUs).
    */
   readonly subgroupSizes: { min: number; max: number } | null;
+  /**
+   * What a shader that uses subgroup builtins starts with on this device: `enable subgroups;` where the
+   * WGSL compiler takes that directive (the spec asks for it), nothing where it rejects it but takes the
+   * builtins anyway (the Naga of Deno 2.9: "not yet supported").
+   */
+  readonly subgroupDirective: string;
   /** Adapter description, e.g. "llvmpipe (LLVM 15.0.6, 256 bits)". */
   readonly description: string;
   /** True when the adapter is a CPU implementation (lavapipe, llvmpipe, WARP, SwiftShader). */
@@ -88,7 +94,7 @@ export class Gpu {
     device: GPUDevice,
     adapter: GPUAdapter,
     options: GpuOptions,
-    subgroupSizes: { min: number; max: number } | null,
+    subgroups: UsableSubgroups | null,
   ) {
     this.device = device;
     const l = device.limits;
@@ -105,7 +111,8 @@ export class Gpu {
     this.hasShaderF16 = device.features.has("shader-f16");
     // deno-lint-ignore no-explicit-any
     const info = adapter.info as any;
-    this.subgroupSizes = subgroupSizes;
+    this.subgroupSizes = subgroups ? { min: subgroups.min, max: subgroups.max } : null;
+    this.subgroupDirective = subgroups?.directive ?? "";
     this.description = info?.description || info?.device || info?.vendor || "unknown adapter";
     // deno-lint-ignore no-explicit-any
     this.isFallbackAdapter = Boolean(info?.isFallbackAdapter ?? (adapter as any).isFallbackAdapter);
@@ -242,27 +249,49 @@ export class Gpu {
   }
 }
 
+/** Subgroups the subgroup kernels may use: their sizes and the directive their shaders start with. */
+interface UsableSubgroups {
+  min: number;
+  max: number;
+  directive: string;
+}
+
 /**
- * The subgroup sizes the subgroup kernels may rely on: the adapter's `subgroupMinSize` and
- * `subgroupMaxSize` where the device has the `subgroups` feature and one dispatch of
+ * Whether the subgroup kernels may run on `device`: it has the `subgroups` feature, and one dispatch of
  * kernels/subgroup_probe.wgsl shows subgroups as runs of consecutive invocations (what those kernels
- * assume and WGSL does not promise) of sizes in that range; else null.
+ * assume and WGSL does not promise) of sizes within the adapter's `subgroupMinSize` … `subgroupMaxSize`.
+ * The probe is compiled with `enable subgroups;` first and without it second (see
+ * {@link Gpu.subgroupDirective}); null if neither compiles or the layout differs.
  */
-async function usableSubgroups(
-  device: GPUDevice,
-  adapter: GPUAdapter,
-): Promise<{ min: number; max: number } | null> {
+async function usableSubgroups(device: GPUDevice, adapter: GPUAdapter): Promise<UsableSubgroups | null> {
   // deno-lint-ignore no-explicit-any
   const info = adapter.info as any;
   const min = Number(info?.subgroupMinSize), max = Number(info?.subgroupMaxSize);
   if (!device.features.has("subgroups" as GPUFeatureName) || !(min > 0 && max >= min)) return null;
+  for (const directive of ["enable subgroups;\n", ""]) {
+    const sizes = await probeSubgroups(device, directive + KERNELS.subgroup_probe);
+    if (sizes === "invalid") continue;
+    const consecutive = sizes.every((w, i) => {
+      const size = w >>> 16;
+      return size >= min && size <= max && (w & 0xffff) === i % size;
+    });
+    return consecutive ? { min, max, directive } : null;
+  }
+  return null;
+}
+
+/**
+ * Runs the subgroup probe (`code`) once: per invocation, subgroup_invocation_id | subgroup_size << 16;
+ * "invalid" if the shader does not compile (or anything else fails).
+ */
+async function probeSubgroups(device: GPUDevice, code: string): Promise<Uint32Array | "invalid"> {
   const out = device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });
   const read = device.createBuffer({ size: 256, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
   try {
     device.pushErrorScope("validation");
     let recorded = false;
     try {
-      const module = device.createShaderModule({ label: "subgroup_probe", code: KERNELS.subgroup_probe });
+      const module = device.createShaderModule({ label: "subgroup_probe", code });
       const pipeline = device.createComputePipeline({
         layout: "auto",
         compute: { module, entryPoint: "main" },
@@ -280,17 +309,13 @@ async function usableSubgroups(
     } catch {
       // reported below, with the scope popped
     }
-    if ((await device.popErrorScope()) || !recorded) return null;
+    if ((await device.popErrorScope()) || !recorded) return "invalid";
     await read.mapAsync(GPUMapMode.READ);
     const words = new Uint32Array(read.getMappedRange().slice(0));
     read.unmap();
-    const consecutive = words.every((w, i) => {
-      const size = w >>> 16;
-      return size >= min && size <= max && (w & 0xffff) === i % size;
-    });
-    return consecutive ? { min, max } : null;
+    return words;
   } catch {
-    return null;
+    return "invalid";
   } finally {
     out.destroy();
     read.destroy();

@@ -8,7 +8,7 @@
  */
 import type { Gpu } from "./device.ts";
 import type { WeightDtype } from "./buffers.ts";
-import { type KernelName, KERNELS, WEIGHT_SNIPPETS } from "../../kernels/sources.ts";
+import { type KernelName, KERNELS, SUBGROUP_KERNELS, WEIGHT_SNIPPETS } from "../../kernels/sources.ts";
 
 /** Compiles each (kernel, weight dtype) once per device. */
 export class PipelineCache {
@@ -25,7 +25,9 @@ export class PipelineCache {
     const key = weight ? `${kernel}:${weight}` : kernel;
     let pipeline = this.#pipelines.get(key);
     if (!pipeline) {
-      const code = (weight ? WEIGHT_SNIPPETS[weight] + "\n" : "") + KERNELS[kernel];
+      // Directives come before anything else in a module: the subgroup kernels' first.
+      const directive = SUBGROUP_KERNELS.has(kernel) ? this.gpu.subgroupDirective : "";
+      const code = directive + (weight ? WEIGHT_SNIPPETS[weight] + "\n" : "") + KERNELS[kernel];
       const module = this.gpu.device.createShaderModule({ label: key, code });
       pipeline = this.gpu.device.createComputePipeline({
         label: key,
