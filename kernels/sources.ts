@@ -13,6 +13,8 @@ import weightFlat from "./weight_flat.wgsl" with { type: "text" };
 import embedding from "./embedding.wgsl" with { type: "text" };
 import linear from "./linear.wgsl" with { type: "text" };
 import matvec from "./matvec.wgsl" with { type: "text" };
+import matvecSubgroup from "./matvec_subgroup.wgsl" with { type: "text" };
+import matvecDots from "./matvec_dots.wgsl" with { type: "text" };
 import matvecCommon from "./matvec_common.wgsl" with { type: "text" };
 import matvecQ8 from "./matvec_q8.wgsl" with { type: "text" };
 import matvecQ4 from "./matvec_q4.wgsl" with { type: "text" };
@@ -72,7 +74,8 @@ const withReduce = (source: string): string => `${source}\n${workgroupReduce}`;
 export const KERNELS: Record<KernelName, string> = {
   embedding,
   linear,
-  matvec: withMatvecCommon(matvec),
+  matvec: withMatvecCommon(`${matvec}\n${matvecDots}`),
+  matvec_subgroup: withMatvecCommon(`${matvecSubgroup}\n${matvecDots}`),
   matvec_q8: withInt8Activations(matvecQ8),
   // The q4 weight snippet first: its binding and weight_rows4, the one WGSL statement of the q4 layout.
   matvec_q4: withInt8Activations(`${weightQ4}\n${matvecQ4}`),
@@ -111,6 +114,7 @@ export type KernelName =
   | "embedding"
   | "linear"
   | "matvec"
+  | "matvec_subgroup"
   | "matvec_q8"
   | "matvec_q4"
   | "matmul"
@@ -148,6 +152,7 @@ export type KernelName =
  */
 export const SUBGROUP_KERNELS: ReadonlySet<KernelName> = new Set<KernelName>([
   "matmul_subgroup",
+  "matvec_subgroup",
   "rms_norm_subgroup",
   "layer_norm_subgroup",
   "softmax_rows_subgroup",

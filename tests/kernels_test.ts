@@ -359,9 +359,15 @@ gpuTest("matmul lane layouts: few rows take few lanes along them and more tokens
   }
 });
 
-gpuTest("linear bf16: even and odd K, M=1 and M=13", async () => {
+gpuTest("linear bf16: even and odd K, M=1 and M=13; decoding with and without subgroups", async () => {
+  // Decoding: matvec_subgroup.wgsl where the adapter has subgroups, matvec.wgsl on the device without.
+  // K = 40: steps of 8 only; 70 rows: a subgroup with rows for some of its lanes.
+  for (const gpu of [await testGpu(), await testGpu(0, false)]) {
+    await checkLinear(gpu, "bf16", 1, 64, 10, 20);
+    await checkLinear(gpu, "bf16", 2, 40, 70, 24);
+    await checkLinear(gpu, "bf16", 3, 1024, 600, 25);
+  }
   const gpu = await testGpu();
-  await checkLinear(gpu, "bf16", 1, 64, 10, 20);
   await checkLinear(gpu, "bf16", 13, 33, 22, 21);
   await checkLinear(gpu, "bf16", 13, 38, 9, 22);
   await checkLinear(gpu, "bf16", 1, 7, 3, 23);

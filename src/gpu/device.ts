@@ -272,8 +272,8 @@ async function usableSubgroups(device: GPUDevice, adapter: GPUAdapter): Promise<
     const sizes = await probeSubgroups(device, directive + KERNELS.subgroup_probe);
     if (sizes === "invalid") continue;
     const consecutive = sizes.every((w, i) => {
-      const size = w >>> 16;
-      return size >= min && size <= max && (w & 0xffff) === i % size;
+      const id = w & 0xff, size = (w >>> 8) & 0xff, first = w >>> 16;
+      return size >= min && size <= max && id === i % size && first === i - id;
     });
     return consecutive ? { min, max, directive } : null;
   }
@@ -281,8 +281,8 @@ async function usableSubgroups(device: GPUDevice, adapter: GPUAdapter): Promise<
 }
 
 /**
- * Runs the subgroup probe (`code`) once: per invocation, subgroup_invocation_id | subgroup_size << 16;
- * "invalid" if the shader does not compile (or anything else fails).
+ * Runs the subgroup probe (`code`) once: a word per invocation (kernels/subgroup_probe.wgsl); "invalid" if
+ * the shader does not compile (or anything else fails).
  */
 async function probeSubgroups(device: GPUDevice, code: string): Promise<Uint32Array | "invalid"> {
   const out = device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC });

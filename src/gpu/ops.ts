@@ -397,6 +397,15 @@ function matmulGrid(tile: MatmulTile, rows: number, M: number, batches: number):
   ];
 }
 
+/**
+ * The matrix-vector kernel for float weights: matvec_subgroup.wgsl where the device has subgroups of 4
+ * or more invocations (its lanes share the activations), else matvec.wgsl.
+ */
+function matvecKernel(gpu: Gpu): "matvec" | "matvec_subgroup" {
+  const sg = gpu.subgroupSizes;
+  return sg !== null && sg.min >= 4 ? "matvec_subgroup" : "matvec";
+}
+
 /** Weight rows per invocation of matvec.wgsl. */
 const MATVEC_ROWS = 8;
 
@@ -513,7 +522,7 @@ function matvecChunk(
   const [b, c] = split;
   const wgRows = matvecWorkgroupRows(chunk.rowCount);
   rec.dispatch(
-    opts.int8 ? (dtype === "q4" ? "matvec_q4" : "matvec_q8") : "matvec",
+    opts.int8 ? (dtype === "q4" ? "matvec_q4" : "matvec_q8") : matvecKernel(rec.gpu),
     opts.int8 ? undefined : dtype,
     [
       chunk.buffer,
