@@ -1,8 +1,13 @@
 /**
- * GPU time per kernel of a bench prefill or decode step, from timestamp queries:
+ * GPU time per kernel of a bench prefill or decode step, or of the 11B vision encoder, from timestamp
+ * queries:
  *
  *   deno run -A bench/profile.ts --config bench_small [--dtype bf16|q8|q4] [--decode] [--shapes]
+ *   deno run -A bench/profile.ts --encoder [--layers 3,1] [--shapes]
  *
+ * `--encoder` runs the vision encoder with the 11B shapes and random bf16 weights on one image of 4
+ * tiles (6,404 tokens), cut to `--layers` CLIP and projection layers (default 3,1; the full encoder has
+ * 32,8, and its time scales by layers), as bench/encoder_bench.ts does.
  * Every dispatch gets a compute pass of its own with timestamps at its start and end (the recorder's
  * passes are split by a 4-byte copy after each dispatch), so the times exclude queue waits and readbacks,
  * which cost ~11 ms each on llvmpipe and swamp timings taken on the host. Per kernel (with `--shapes`, per
@@ -14,10 +19,19 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { getGpu, llama3_2_vision_decoder, Recorder } from "../mod.ts";
+import {
+  BufferOwner,
+  getGpu,
+  LLAMA3_2_VISION_11B_ENCODER_ARGS,
+  llama3_2_vision_decoder,
+  llama3_2_vision_encoder,
+  Recorder,
+} from "../mod.ts";
+import { uploadParameters } from "../src/checkpoint/upload.ts";
+import { Readback } from "../src/gpu/readback.ts";
 import { benchConfig } from "./configs.ts";
 import { benchInputs, DecodeState } from "./harness.ts";
-import { type BenchDtype, uploadRandomWeights } from "./random_weights.ts";
+import { type BenchDtype, randomSource, uploadRandomWeights } from "./random_weights.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -25,6 +39,8 @@ const { values } = parseArgs({
     config: { type: "string", default: "bench_small" },
     dtype: { type: "string", default: "auto" },
     decode: { type: "boolean", default: false },
+    encoder: { type: "boolean", default: false },
+    layers: { type: "string", default: "3,1" },
     shapes: { type: "boolean", default: false },
   },
 });
@@ -39,12 +55,8 @@ GPUAdapter.prototype.requestDevice = function (d?: GPUDeviceDescriptor) {
   return requestDevice.call(this, { ...d, requiredFeatures });
 };
 
-const cfg = benchConfig(values.config);
 const gpu = await getGpu({ quiet: true });
 const device = gpu.device;
-const model = llama3_2_vision_decoder(cfg.args);
-await uploadRandomWeights(model, gpu, { dtype: values.dtype as BenchDtype | "auto" });
-const inputs = benchInputs(cfg.args.vocab_size, cfg.args.embed_dim, cfg.prompt_len, cfg.encoder_seq_len);
 
 // While `timing`, every compute pass writes timestamps, and every dispatch ends its pass.
 let timing = false;
@@ -77,31 +89,93 @@ Recorder.prototype.dispatch = function (this: Recorder, ...args: Parameters<Reco
   this.copy(splitA, 0, splitB, 0, 4);
 };
 
-const state = await DecodeState.prefill(model, inputs, cfg.args.max_seq_len);
-// The prefill's wall time without timestamps (best of 2), to set against the GPU time below.
-let wallMs = Infinity;
-if (!values.decode) {
+/** The timed work: what it is, how many times it runs (decode steps), and its wall time untimed. */
+interface Workload {
+  label: string;
+  runs: number;
+  wallMs: number | null;
+  timed(): Promise<void>;
+}
+
+/** A bench prefill, or `STEPS` decode steps after one, of `--config` with `--dtype` weights. */
+async function decoderWorkload(): Promise<Workload> {
+  const cfg = benchConfig(values.config);
+  const model = llama3_2_vision_decoder(cfg.args);
+  await uploadRandomWeights(model, gpu, { dtype: values.dtype as BenchDtype | "auto" });
+  const inputs = benchInputs(cfg.args.vocab_size, cfg.args.embed_dim, cfg.prompt_len, cfg.encoder_seq_len);
+  const prefill = () => DecodeState.prefill(model, inputs, cfg.args.max_seq_len);
+  const state = await prefill();
+  const label = `${values.config} ${values.dtype} ${values.decode ? "decode step" : "prefill"}`;
+  if (values.decode) {
+    for (let i = 0; i < 2; i++) await state.step(); // warm-up
+    state.rewind();
+    return {
+      label,
+      runs: STEPS,
+      wallMs: null,
+      timed: async () => {
+        for (let i = 0; i < STEPS; i++) {
+          const rec = new Recorder(gpu);
+          state.record(rec);
+          rec.submit();
+        }
+        await device.queue.onSubmittedWorkDone();
+      },
+    };
+  }
+  // The prefill's wall time without timestamps (best of 2), to set against the GPU time.
+  let wallMs = Infinity;
   for (let i = 0; i < 2; i++) {
     const t = performance.now();
-    await DecodeState.prefill(model, inputs, cfg.args.max_seq_len);
+    await prefill();
     wallMs = Math.min(wallMs, performance.now() - t);
   }
+  return { label, runs: 1, wallMs, timed: async () => void await prefill() };
 }
-if (values.decode) {
-  for (let i = 0; i < 2; i++) await state.step(); // warm-up
-  state.rewind();
+
+/** The 11B vision encoder cut to `--layers`, random bf16 weights, one 560-pixel image of 2×2 tiles. */
+async function encoderWorkload(): Promise<Workload> {
+  const [clip, projection] = values.layers.split(",").map(Number);
+  const full = LLAMA3_2_VISION_11B_ENCODER_ARGS;
+  const encoder = llama3_2_vision_encoder({
+    ...full,
+    clip_num_layers: clip,
+    num_layers_projection: projection,
+    clip_hidden_states: [...new Set(full.clip_hidden_states!.map((i) => Math.min(i, clip)))],
+  });
+  const owner = new BufferOwner(gpu);
+  const params = encoder.named_parameters();
+  await uploadParameters(
+    { named_parameters: () => params, attach: () => owner, destroy: () => owner.destroy() },
+    new Map(params.map(([n, p]) => [n, randomSource(n, p.shape)])),
+    gpu,
+  );
+  const T = 560;
+  const input = {
+    images: {
+      data: new Float32Array(4 * 3 * T * T).map((_, i) => Math.sin(i) * 0.5),
+      shape: [1, 1, 4, 3, T, T],
+    },
+    aspect_ratio: { data: new Int32Array([2, 2]), shape: [1, 1, 2] },
+  };
+  return {
+    label: `11B vision encoder (${clip} + ${projection} of 32 + 8 layers, 6404 tokens)`,
+    runs: 1,
+    wallMs: null,
+    timed: async () => {
+      const rec = new Recorder(gpu);
+      const { buffer } = encoder.record(rec, input);
+      const rb = new Readback(rec, buffer, 0, 16);
+      rec.temps.adopt(buffer);
+      rec.submit();
+      await rb.read();
+    },
+  };
 }
+
+const work = values.encoder ? await encoderWorkload() : await decoderWorkload();
 timing = true;
-if (values.decode) {
-  for (let i = 0; i < STEPS; i++) {
-    const rec = new Recorder(gpu);
-    state.record(rec);
-    rec.submit();
-  }
-  await device.queue.onSubmittedWorkDone();
-} else {
-  await DecodeState.prefill(model, inputs, cfg.args.max_seq_len);
-}
+await work.timed();
 timing = false;
 
 const bytes = sets.length * SET * 8;
@@ -130,14 +204,11 @@ for (let i = 0; i < names.length; i++) {
   per.set(names[i], e);
   total += ms;
 }
-const div = values.decode ? STEPS : 1;
+const div = work.runs;
 const count = [...per.values()].reduce((a, e) => a + e.n, 0) / div;
 console.log(
-  `${values.config} ${values.dtype} ${values.decode ? "decode step" : "prefill"}: ${
-    (total / div).toFixed(2)
-  } ms ` +
-    `of GPU time in ${count} dispatches (${gpu.description})` +
-    (values.decode ? "" : `; wall time without timestamps ${wallMs.toFixed(0)} ms`),
+  `${work.label}: ${(total / div).toFixed(2)} ms of GPU time in ${count} dispatches (${gpu.description})` +
+    (work.wallMs === null ? "" : `; wall time without timestamps ${work.wallMs.toFixed(0)} ms`),
 );
 for (const [name, e] of [...per].sort((a, b) => b[1].ms - a[1].ms)) {
   const ms = e.ms / div;
