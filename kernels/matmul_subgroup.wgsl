@@ -1,4 +1,4 @@
-// Matrix multiplication for prefill on adapters with subgroups (of 8 invocations or more), the same
+// Matrix multiplication for prefill on adapters with subgroups (of 8 to 64 invocations), the same
 // product as matmul.wgsl: out[m, n0 + n] = Σ_k x[m, k] · W[n, k] (+ bias[n0 + n]). Parameters, bindings
 // 1…4, dot4x8 and store: matmul_common.wgsl.
 // Why: every lane of a tile row needs the same activations. In matmul.wgsl each lane loads them

@@ -3,7 +3,7 @@
 // of 16 along K, lane s loads x[k + 4(s % 4) … + 3] (one vec4) and subgroupBroadcast hands the four
 // vec4 to every lane, instead of every lane loading all four (CPU adapters load lane by lane).
 // Measured on llvmpipe, bf16 [N, K], matvec.wgsl → this (best of 6, alternating): 4096 × 1024 1,758 →
-// 1,645 us, 1024 × 4096 1,696 → 1,598, 32768 × 1024 11,535 → 10,205 (8–12% less time).
+// 1,645 us, 1024 × 4096 1,696 → 1,598, 32768 × 1024 11,535 → 10,205 (6–12% less time).
 // Needs K % 8 == 0 and x_off % 4 == 0, like matvec.wgsl. Bindings: as matvec.wgsl.
 // Workgroups: as matvec.wgsl. A subgroup whose first lane has no rows leaves at once (its lanes all have
 // none: rows are handed out in lane order), so the broadcasts run in subgroups that stay whole; in a
