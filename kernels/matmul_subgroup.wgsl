@@ -12,7 +12,7 @@
 // multiple of the subgroup size (the lanes of a subgroup share their tokens), which ops.ts sees to; and
 // subgroups made of consecutive invocations (local_invocation_index), which WGSL does not promise:
 // Gpu.acquire runs a probe kernel and leaves subgroups off where that fails. No `enable subgroups;`:
-// see rms_norm_subgroup.wgsl.
+// see rows_subgroup.wgsl.
 // Bindings: 0 weight (snippet), 1…4 (matmul_common.wgsl).
 // Workgroups: 64 invocations, lanes_x along the rows and 64 / lanes_x along the tokens: a workgroup
 // covers 8 · lanes_x rows (x) and 16 · 64 / lanes_x tokens (y); z = batch. Every invocation runs the

@@ -10,7 +10,7 @@
 // subgroup with some rows, lanes past the last row compute on the last row and store nothing.
 // That return is uniform per subgroup, which WGSL's uniformity analysis (workgroup-wide) cannot see:
 // subgroup_probe.wgsl has the same shape, so a compiler that rejects it leaves subgroups unused instead of
-// failing here. No `enable subgroups;`: see rms_norm_subgroup.wgsl.
+// failing here. No `enable subgroups;`: see rows_subgroup.wgsl.
 @compute @workgroup_size(64)
 fn main(
   @builtin(workgroup_id) wid: vec3<u32>,

@@ -23,7 +23,6 @@ import matmul from "./matmul.wgsl" with { type: "text" };
 import matmulSubgroup from "./matmul_subgroup.wgsl" with { type: "text" };
 import matmulCommon from "./matmul_common.wgsl" with { type: "text" };
 import rmsNorm from "./rms_norm.wgsl" with { type: "text" };
-import rmsNormSubgroup from "./rms_norm_subgroup.wgsl" with { type: "text" };
 import rope from "./rope.wgsl" with { type: "text" };
 import kvCacheUpdate from "./kv_cache_update.wgsl" with { type: "text" };
 import ropeKvUpdate from "./rope_kv_update.wgsl" with { type: "text" };
@@ -37,7 +36,6 @@ import gatedResidual from "./gated_residual.wgsl" with { type: "text" };
 import sample from "./sample.wgsl" with { type: "text" };
 import argmax from "./argmax.wgsl" with { type: "text" };
 import layerNorm from "./layer_norm.wgsl" with { type: "text" };
-import layerNormSubgroup from "./layer_norm_subgroup.wgsl" with { type: "text" };
 import gelu from "./gelu.wgsl" with { type: "text" };
 import patchify from "./patchify.wgsl" with { type: "text" };
 import visionEmbed from "./vision_embed.wgsl" with { type: "text" };
@@ -47,10 +45,10 @@ import streamRead from "./stream_read.wgsl" with { type: "text" };
 import subgroupProbe from "./subgroup_probe.wgsl" with { type: "text" };
 import stridedCopy from "./strided_copy.wgsl" with { type: "text" };
 import softmaxRows from "./softmax_rows.wgsl" with { type: "text" };
-import softmaxRowsSubgroup from "./softmax_rows_subgroup.wgsl" with { type: "text" };
 import attentionMask from "./attention_mask.wgsl" with { type: "text" };
 import workgroupReduce from "./workgroup_reduce.wgsl" with { type: "text" };
-import subgroupRows from "./subgroup_rows.wgsl" with { type: "text" };
+import rowsWorkgroup from "./rows_workgroup.wgsl" with { type: "text" };
+import rowsSubgroup from "./rows_subgroup.wgsl" with { type: "text" };
 
 /** A matrix-vector kernel followed by its parameters, bindings 1…6 and stores (matvec_common.wgsl). */
 const withMatvecCommon = (source: string): string => `${source}\n${matvecCommon}`;
@@ -64,8 +62,11 @@ const withMatmulCommon = (source: string): string => `${source}\n${matmulCommon}
 /** A kernel followed by the attention mask function `allowed` (attention_mask.wgsl) it calls. */
 const withMask = (source: string): string => `${source}\n${attentionMask}`;
 
-/** A row kernel that reduces within a subgroup, followed by `subgroup_row` (subgroup_rows.wgsl). */
-const withSubgroupRows = (source: string): string => `${source}\n${subgroupRows}`;
+/** A row kernel (its row_main) with a workgroup per row: rows_workgroup.wgsl and the tree reductions. */
+const perWorkgroupRow = (source: string): string => `${source}\n${rowsWorkgroup}\n${workgroupReduce}`;
+
+/** A row kernel (its row_main) with a subgroup per row (rows_subgroup.wgsl). */
+const perSubgroupRow = (source: string): string => `${source}\n${rowsSubgroup}`;
 
 /** A kernel followed by the workgroup tree reductions (workgroup_reduce.wgsl) it calls; it defines `WG`. */
 const withReduce = (source: string): string => `${source}\n${workgroupReduce}`;
@@ -81,8 +82,8 @@ export const KERNELS: Record<KernelName, string> = {
   matvec_q4: withInt8Activations(`${weightQ4}\n${matvecQ4}`),
   matmul: withMatmulCommon(matmul),
   matmul_subgroup: withMatmulCommon(matmulSubgroup),
-  rms_norm: withReduce(rmsNorm),
-  rms_norm_subgroup: withSubgroupRows(rmsNormSubgroup),
+  rms_norm: perWorkgroupRow(rmsNorm),
+  rms_norm_subgroup: perSubgroupRow(rmsNorm),
   rope,
   kv_cache_update: kvCacheUpdate,
   rope_kv_update: ropeKvUpdate,
@@ -95,8 +96,8 @@ export const KERNELS: Record<KernelName, string> = {
   gated_residual: gatedResidual,
   sample: withReduce(sample),
   argmax: withReduce(argmax),
-  layer_norm: withReduce(layerNorm),
-  layer_norm_subgroup: withSubgroupRows(layerNormSubgroup),
+  layer_norm: perWorkgroupRow(layerNorm),
+  layer_norm_subgroup: perSubgroupRow(layerNorm),
   gelu,
   patchify,
   vision_embed: visionEmbed,
@@ -105,8 +106,8 @@ export const KERNELS: Record<KernelName, string> = {
   stream_read: streamRead,
   subgroup_probe: subgroupProbe,
   strided_copy: stridedCopy,
-  softmax_rows: withMask(withReduce(softmaxRows)),
-  softmax_rows_subgroup: withMask(withSubgroupRows(softmaxRowsSubgroup)),
+  softmax_rows: withMask(perWorkgroupRow(softmaxRows)),
+  softmax_rows_subgroup: withMask(perSubgroupRow(softmaxRows)),
 };
 
 /** A kernel's name. */

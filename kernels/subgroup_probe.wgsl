@@ -8,7 +8,7 @@
 // WGSL's uniformity rules for subgroup operations rejects the probe and not, later, that kernel.
 // Bindings: 0 out u32 [64].
 // Workgroups: one of 64 invocations. Compiled with `enable subgroups;` in front first and without it
-// second; the form that compiles is the one the other subgroup kernels get (see rms_norm_subgroup.wgsl).
+// second; the form that compiles is the one the other subgroup kernels get (see rows_subgroup.wgsl).
 @group(0) @binding(0) var<storage, read_write> out: array<u32>;
 
 @compute @workgroup_size(64)

@@ -420,8 +420,8 @@ async function checkRmsNorm(gpu: Gpu, rows: number, dim: number, eps: number, se
 }
 
 gpuTest("rmsNorm: dim < 64, dim not a multiple of 64, eps; with and without subgroups", async () => {
-  // A subgroup per row (rms_norm_subgroup.wgsl) where the adapter has subgroups, a workgroup per row
-  // (rms_norm.wgsl) on the device without them. 130 rows: a part-filled last workgroup of 8 rows.
+  // rms_norm.wgsl with a subgroup per row (rows_subgroup.wgsl) where the adapter has subgroups, with a
+  // workgroup per row (rows_workgroup.wgsl) on the device without them. 130 rows: a part-filled last workgroup of 8 rows.
   for (const gpu of [await testGpu(), await testGpu(0, false)]) {
     await checkRmsNorm(gpu, 7, 40, 1e-5, 60);
     await checkRmsNorm(gpu, 5, 200, 1e-6, 61);
@@ -772,8 +772,8 @@ gpuTest(
       { b: 1, s: 64, nHeads: 4, nKv: 4, hd: 8, kvLen: 2000, mode: "bits", allowed, used: 64 },
       143,
     );
-    // The same with matmul.wgsl and softmax_rows.wgsl where the adapter has subgroups (above:
-    // matmul_subgroup.wgsl and softmax_rows_subgroup.wgsl).
+    // The same with matmul.wgsl and a workgroup per softmax row where the adapter has subgroups (above:
+    // matmul_subgroup.wgsl and a subgroup per row).
     const without = await testGpu(40960, false);
     await checkAttention(
       without,

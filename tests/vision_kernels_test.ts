@@ -196,8 +196,8 @@ async function checkLayerNorm(
 }
 
 gpuTest("layerNorm: dim < 64, not a multiple of 64, 1280, eps; with and without subgroups", async () => {
-  // A subgroup per row (layer_norm_subgroup.wgsl) where the adapter has subgroups, a workgroup per row
-  // (layer_norm.wgsl) on the device without them. 130 rows: a part-filled last workgroup of 8 rows.
+  // layer_norm.wgsl with a subgroup per row (rows_subgroup.wgsl) where the adapter has subgroups, with a
+  // workgroup per row (rows_workgroup.wgsl) on the device without them. 130 rows: a part-filled last workgroup of 8 rows.
   for (const gpu of [await testGpu(), await testGpu(0, false)]) {
     await checkLayerNorm(gpu, 7, 40, 1e-5, 1);
     await checkLayerNorm(gpu, 5, 200, 1e-6, 2);

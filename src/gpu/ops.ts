@@ -193,8 +193,8 @@ export function grid(gpu: Gpu, invocations: number): [number, number, number] {
 }
 
 /**
- * Rows per workgroup of the row kernels that reduce within a subgroup (rms_norm_subgroup.wgsl,
- * softmax_rows_subgroup.wgsl, layer_norm_subgroup.wgsl): one per subgroup of the largest size, 64 / that
+ * Rows per workgroup of the row kernels (rms_norm.wgsl, layer_norm.wgsl, softmax_rows.wgsl): one per
+ * subgroup of the largest size where they reduce within a subgroup (rows_subgroup.wgsl), 64 / that
  * size (where subgroups come smaller, the extra ones idle). 1 where the device has no subgroups or they
  * can be 64 wide: those devices take the kernels that reduce over a workgroup per row instead.
  */
@@ -571,7 +571,7 @@ function matvecWorkgroupRows(rows: number): number {
 }
 
 /**
- * RMSNorm over the last `dim` of `rows` rows (rms_norm_subgroup.wgsl, or rms_norm.wgsl without subgroups:
+ * RMSNorm over the last `dim` of `rows` rows (rms_norm.wgsl, a row per subgroup or per workgroup:
  * {@link rowsPerWorkgroup}) into a different buffer `out`. `scale` is f32 `[dim]`.
  */
 export function rmsNorm(
@@ -1047,7 +1047,7 @@ function matmulHeads(
 /**
  * Attention over many queries and keys (the vision encoder: thousands; prefills) as two matrix products
  * with the register-tiled matmul, every head of a range in one dispatch: scores = q·kᵀ over the keys in
- * use, a masked row softmax (softmax_rows_subgroup.wgsl, or softmax_rows.wgsl without subgroups), then
+ * use, a masked row softmax (softmax_rows.wgsl, a row per subgroup or per workgroup), then
  * scores·v. Much faster on CPU adapters than the key-block kernels, which reload keys per query group.
  * q is read in place (heads are columns of its rows), and so are the keys (rows of the cache) where their
  * window starts on a row; the transposed values of the range's KV heads are gathered first (one dispatch).
