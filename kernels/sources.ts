@@ -14,7 +14,7 @@ import embedding from "./embedding.wgsl" with { type: "text" };
 import linear from "./linear.wgsl" with { type: "text" };
 import matvec from "./matvec.wgsl" with { type: "text" };
 import matvecSubgroup from "./matvec_subgroup.wgsl" with { type: "text" };
-import matvecDots from "./matvec_dots.wgsl" with { type: "text" };
+import matvecLanes from "./matvec_lanes.wgsl" with { type: "text" };
 import matvecCommon from "./matvec_common.wgsl" with { type: "text" };
 import matvecQ8 from "./matvec_q8.wgsl" with { type: "text" };
 import matvecQ4 from "./matvec_q4.wgsl" with { type: "text" };
@@ -75,8 +75,8 @@ const withReduce = (source: string): string => `${source}\n${workgroupReduce}`;
 export const KERNELS: Record<KernelName, string> = {
   embedding,
   linear,
-  matvec: withMatvecCommon(`${matvec}\n${matvecDots}`),
-  matvec_subgroup: withMatvecCommon(`${matvecSubgroup}\n${matvecDots}`),
+  matvec: withMatvecCommon(`${matvec}\n${matvecLanes}`),
+  matvec_subgroup: withMatvecCommon(`${matvec}\n${matvecSubgroup}`),
   matvec_q8: withInt8Activations(matvecQ8),
   // The q4 weight snippet first: its binding and weight_rows4, the one WGSL statement of the q4 layout.
   matvec_q4: withInt8Activations(`${weightQ4}\n${matvecQ4}`),
