@@ -36,7 +36,7 @@ export {
   type TypedArray,
 } from "./src/gpu/tensor.ts";
 export { getGpu, Gpu, GpuError, type GpuLimits, type GpuOptions } from "./src/gpu/device.ts";
-export { type AttentionMask, Recorder } from "./src/gpu/ops.ts";
+export { type AttentionMask, type FoldedRmsNorm, Recorder } from "./src/gpu/ops.ts";
 export { BufferOwner, type WeightChunk, type WeightDtype, WeightStorage } from "./src/gpu/buffers.ts";
 export type { BytesWriter } from "./src/gpu/upload_ring.ts";
 export { Module, Parameter, StackedWeights } from "./src/modules/module.ts";

@@ -5,7 +5,6 @@ import {
   canLinearSplit,
   kvCacheUpdate,
   linearSplit,
-  quantizesActivations,
   type Recorder,
 } from "../gpu/ops.ts";
 import type { KVCache } from "./kv_cache.ts";
@@ -13,6 +12,7 @@ import { Linear } from "./linear.ts";
 import { Module, StackedWeights } from "./module.ts";
 import type { Llama3ScaledRoPE } from "./position_embeddings.ts";
 import { normInput, type RMSNorm } from "./rms_norm.ts";
+import type { Norm } from "./transformer.ts";
 
 /** The second input of an attention call: keys/values come from `y` `[b, s_y, E]` (T_y = b·s_y rows). */
 export interface AttentionInput {
@@ -123,8 +123,9 @@ export class MultiHeadAttention extends Module {
 
   /**
    * `out[b·s, E] = attn(x, y)` for `x` `[b·s, E]`. With `norm`, attention is over `norm(x)` (and `y`, when
-   * it is `x`, is normalised too): the layer's `sa_norm`, folded into the q/k/v product when that
-   * quantizes its input (quantized decoding), and applied here otherwise.
+   * it is `x`, is normalised too): the layer's `sa_norm` or `ca_norm`, folded into the first product of
+   * `x` (q, k and v stacked; q alone when `y` is another input) when that quantizes its input (quantized
+   * decoding), and applied here otherwise.
    */
   forward(
     rec: Recorder,
@@ -132,7 +133,7 @@ export class MultiHeadAttention extends Module {
     call: AttentionCall,
     out: GPUBuffer,
     accumulate = false,
-    norm: RMSNorm | null = null,
+    norm: Norm | null = null,
   ): void {
     const { batch, seq } = call;
     let y = call.y;
@@ -147,7 +148,8 @@ export class MultiHeadAttention extends Module {
     const self = y !== null && y.buffer === x && y.seq === seq;
     const stacked = self ? this.#qkv.storage : null;
     const split = stacked !== null && k !== null && v !== null && canLinearSplit(stacked, T);
-    const input = normInput(rec, norm, x, T, split && quantizesActivations(rec.gpu, stacked, T));
+    // Self-attention's q, k and v read the normalised input: it folds only into their one stacked product.
+    const input = normInput(rec, norm, x, T, split ? stacked : self ? null : this.q_proj.weight.storage);
     if (self && y) y = { buffer: input.x, seq: y.seq };
     x = input.x;
     if (split && k && v) {
@@ -157,7 +159,7 @@ export class MultiHeadAttention extends Module {
         { buffer: v, rows: KV * hd },
       ], input.fold);
     } else {
-      this.q_proj.forward(rec, x, T, q);
+      this.q_proj.forward(rec, x, T, q, false, { rmsNorm: input.fold });
       if (y && k && v) {
         this.k_proj.forward(rec, y.buffer, Ty, k);
         this.v_proj.forward(rec, y.buffer, Ty, v);

@@ -1,8 +1,9 @@
 /** @module torchtune `FeedForward`. */
-import { canLinearSplit, linear, linearSplit, quantizesActivations, type Recorder } from "../gpu/ops.ts";
+import { canLinearSplit, linearSplit, type Recorder } from "../gpu/ops.ts";
 import { gelu } from "../gpu/ops_vision.ts";
 import type { Linear } from "./linear.ts";
-import { normInput, type RMSNorm } from "./rms_norm.ts";
+import { normInput } from "./rms_norm.ts";
+import type { Norm } from "./transformer.ts";
 import { Module, StackedWeights } from "./module.ts";
 
 /** Activations {@link FeedForward} supports: SiLU (Llama's SwiGLU) and exact GELU (CLIP). */
@@ -60,12 +61,13 @@ export class FeedForward extends Module {
     T: number,
     out: GPUBuffer,
     accumulate = false,
-    norm: RMSNorm | null = null,
+    norm: Norm | null = null,
   ): void {
     const gate = rec.scratch(T * this.hidden_dim * 4, "mlp gate");
     const stacked = this.#gateUp?.storage ?? null;
     const split = stacked !== null && canLinearSplit(stacked, T);
-    const input = normInput(rec, norm, x, T, split && quantizesActivations(rec.gpu, stacked, T));
+    // w1 and w3 read the normalised input: it folds only into their one stacked product.
+    const input = normInput(rec, norm, x, T, split ? stacked : null);
     x = input.x;
     // The activation: the SwiGLU gate is applied by the down projection (folded into the int8 prologue
     // of quantized decoding, a pass before the product otherwise); GELU in place here.
@@ -86,7 +88,6 @@ export class FeedForward extends Module {
       this.w1.forward(rec, x, T, gate);
       gelu(rec, gate, T * this.hidden_dim);
     }
-    const bias = this.w2.bias ? this.w2.bias.buffer : null;
-    linear(rec, this.w2.weight.storage, gate, T, out, bias, accumulate, { swigluUp: up });
+    this.w2.forward(rec, gate, T, out, accumulate, { swigluUp: up });
   }
 }

@@ -1,5 +1,5 @@
 /** @module torchtune's use of `nn.Linear`. */
-import { linear, type Recorder } from "../gpu/ops.ts";
+import { type FoldedRmsNorm, linear, type Recorder } from "../gpu/ops.ts";
 import { Module, Parameter } from "./module.ts";
 
 /**
@@ -37,8 +37,19 @@ export class Linear extends Module {
     return this.bias ? { weight: this.weight, bias: this.bias } : { weight: this.weight };
   }
 
-  /** `out[M, out_dim] = x[M, in_dim] · Wᵀ (+ b)`, or `out += …` with `accumulate` (a residual add). */
-  forward(rec: Recorder, x: GPUBuffer, M: number, out: GPUBuffer, accumulate = false): void {
-    linear(rec, this.weight.storage, x, M, out, this.bias ? this.bias.buffer : null, accumulate);
+  /**
+   * `out[M, out_dim] = x[M, in_dim] · Wᵀ (+ b)`, or `out += …` with `accumulate` (a residual add). With
+   * `options.rmsNorm` the product is of RMSNorm(x) and with `options.swigluUp` of silu(x) ⊙ up (ops.ts
+   * `linear`: folded into quantized decoding's int8 step where it can).
+   */
+  forward(
+    rec: Recorder,
+    x: GPUBuffer,
+    M: number,
+    out: GPUBuffer,
+    accumulate = false,
+    options: { rmsNorm?: FoldedRmsNorm; swigluUp?: GPUBuffer } = {},
+  ): void {
+    linear(rec, this.weight.storage, x, M, out, this.bias ? this.bias.buffer : null, accumulate, options);
   }
 }

@@ -1,5 +1,7 @@
 /** @module torchtune `RMSNorm`. */
-import { type FoldedRmsNorm, type Recorder, rmsNorm } from "../gpu/ops.ts";
+import { type FoldedRmsNorm, quantizesActivations, type Recorder, rmsNorm } from "../gpu/ops.ts";
+import type { WeightStorage } from "../gpu/buffers.ts";
+import type { LayerNorm } from "./layer_norm.ts";
 import { Module, Parameter } from "./module.ts";
 
 /**
@@ -39,19 +41,23 @@ export class RMSNorm extends Module {
 }
 
 /**
- * The input of the product that follows `norm` over `rows` rows of `x`: with `folds` (the product quantizes
- * its input, ops.ts `quantizesActivations`), `x` itself and the norm to fold into that product; otherwise
- * `norm(x)` in the layer's shared "normed" scratch buffer. Without a norm, `x`.
+ * The input of the product over `into` that follows `norm` over `rows` rows of `x`: where that product
+ * quantizes its input (ops.ts `quantizesActivations`: quantized decoding) and `norm` is an RMSNorm, `x`
+ * itself and the norm to fold into the product (`linear` / `linearSplit`'s `rmsNorm`); otherwise
+ * `norm(x)` in the layer's shared "normed" scratch buffer (`into` null: nothing folds, as when several
+ * products read the input). Without a norm, `x`.
  */
 export function normInput(
   rec: Recorder,
-  norm: RMSNorm | null,
+  norm: RMSNorm | LayerNorm | null,
   x: GPUBuffer,
   rows: number,
-  folds: boolean,
+  into: WeightStorage | null,
 ): { x: GPUBuffer; fold?: FoldedRmsNorm } {
   if (!norm) return { x };
-  if (folds) return { x, fold: { scale: norm.scale.buffer, eps: norm.eps } };
+  if (norm instanceof RMSNorm && into && quantizesActivations(rec.gpu, into, rows)) {
+    return { x, fold: { scale: norm.scale.buffer, eps: norm.eps } };
+  }
   const normed = rec.scratch(rows * norm.dim * 4, "normed");
   norm.forward(rec, x, rows, normed);
   return { x: normed };

@@ -4,7 +4,7 @@ import type { AttentionInput, MultiHeadAttention } from "./attention.ts";
 import type { FeedForward } from "./feed_forward.ts";
 import { Module } from "./module.ts";
 import type { LayerNorm } from "./layer_norm.ts";
-import { RMSNorm } from "./rms_norm.ts";
+import type { RMSNorm } from "./rms_norm.ts";
 import type { TanhGate } from "./tanh_gate.ts";
 
 /** A normalisation module: RMSNorm in the decoder, LayerNorm in the vision encoder. */
@@ -85,31 +85,22 @@ export class TransformerSelfAttentionLayer extends Module {
     const E = this.attn.embed_dim;
     // A branch buffer only for gated layers; ungated ones add into x inside the output projections.
     const branch = () => rec.scratch(T * E * 4, "branch");
-    // The input of attn (or mlp): an RMSNorm is left to attn (mlp), which folds it into its first
-    // product when it can; a LayerNorm (vision encoder) is applied here.
-    const input = (norm: Norm): { x: GPUBuffer; norm: RMSNorm | null } => {
-      if (norm instanceof RMSNorm) return { x, norm };
-      const normed = rec.scratch(T * E * 4, "normed");
-      norm.forward(rec, x, T, normed);
-      return { x: normed, norm: null };
-    };
-    const a = input(this.sa_norm);
-    const attnCall = { batch, seq, y: { buffer: a.x, seq }, mask: call.mask, positions: call.positions };
+    // attn and mlp apply their norm themselves: an RMSNorm folds into their first product when it can.
+    const attnCall = { batch, seq, y: { buffer: x, seq }, mask: call.mask, positions: call.positions };
     // Without a gate the residual add is folded into the output projection (out += …).
     if (this.sa_scale) {
       const b = branch();
-      this.attn.forward(rec, a.x, attnCall, b, false, a.norm);
+      this.attn.forward(rec, x, attnCall, b, false, this.sa_norm);
       gatedResidual(rec, x, b, T, E, this.sa_scale.scale.buffer, null);
     } else {
-      this.attn.forward(rec, a.x, attnCall, x, true, a.norm);
+      this.attn.forward(rec, x, attnCall, x, true, this.sa_norm);
     }
-    const m = input(this.mlp_norm);
     if (this.mlp_scale) {
       const b = branch();
-      this.mlp.forward(rec, m.x, T, b, false, m.norm);
+      this.mlp.forward(rec, x, T, b, false, this.mlp_norm);
       gatedResidual(rec, x, b, T, E, this.mlp_scale.scale.buffer, null);
     } else {
-      this.mlp.forward(rec, m.x, T, x, true, m.norm);
+      this.mlp.forward(rec, x, T, x, true, this.mlp_norm);
     }
   }
 }
@@ -176,16 +167,21 @@ export class TransformerCrossAttentionLayer extends Module {
     const { rec, batch, seq } = call;
     const T = batch * seq;
     const E = this.attn.embed_dim;
-    const normed = rec.scratch(T * E * 4, "normed");
     const branch = rec.scratch(T * E * 4, "branch");
-    this.ca_norm.forward(rec, x, T, normed);
-    this.attn.forward(rec, normed, {
-      batch,
-      seq,
-      y: call.encoder,
-      mask: call.encoder_mask,
-      positions: null,
-    }, branch);
+    this.attn.forward(
+      rec,
+      x,
+      {
+        batch,
+        seq,
+        y: call.encoder,
+        mask: call.encoder_mask,
+        positions: null,
+      },
+      branch,
+      false,
+      this.ca_norm,
+    );
     gatedResidual(rec, x, branch, T, E, this.ca_scale.scale.buffer, call.skip);
     this.mlp.forward(rec, x, T, branch, false, this.mlp_norm);
     gatedResidual(rec, x, branch, T, E, this.mlp_scale.scale.buffer, call.skip);

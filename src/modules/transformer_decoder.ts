@@ -16,7 +16,7 @@ import type { Linear } from "./linear.ts";
 import { type FusionEmbedding, FusionLayer } from "./model_fusion.ts";
 import { Module, type Parameter } from "./module.ts";
 import type { Llama3ScaledRoPE } from "./position_embeddings.ts";
-import type { RMSNorm } from "./rms_norm.ts";
+import { normInput, type RMSNorm } from "./rms_norm.ts";
 import type {
   LayerCall,
   TransformerCrossAttentionLayer,
@@ -411,11 +411,11 @@ export class TransformerDecoder extends Module {
       h = last;
       rows = batch;
     }
-    const normed = rec.scratch(rows * E * 4, "normed");
-    this.norm.forward(rec, h, rows, normed);
+    // The final norm folds into the output projection where that quantizes its input (quantized decoding).
+    const input = normInput(rec, this.norm, h, rows, this.output.weight.storage);
     const V = this.output.out_dim;
     const logits = rec.output(rows * V * 4, "logits");
-    this.output.forward(rec, normed, rows, logits);
+    this.output.forward(rec, input.x, rows, logits, false, { rmsNorm: input.fold });
     return { logits, shape: [batch, rows === T ? seq : 1, V] };
   }
 
