@@ -224,18 +224,6 @@ export class WeightStorage {
   /** The buffers in row order, each within one storage binding. */
   readonly chunks: WeightChunk[];
 
-  /** An f32 matrix `[rows, cols]` already in `buffer` (one binding), used as the weight of a product. */
-  static wrap(buffer: GPUBuffer, rows: number, cols: number): WeightStorage {
-    const w = Object.create(WeightStorage.prototype) as WeightStorage;
-    return Object.assign(w, {
-      shape: [rows, cols],
-      dtype: "f32" as const,
-      rows,
-      cols,
-      chunks: [{ buffer, rowStart: 0, rowCount: rows, bufferRow: 0, bufferRows: rows }],
-    });
-  }
-
   /**
    * Rows `[rowStart, rowStart + rows)` of this weight as a weight of its own, `shape` (default
    * `[rows, cols]`), sharing this weight's buffers: writing to it writes them, and products over it read

@@ -272,27 +272,17 @@ export function linear(
   out: GPUBuffer,
   bias: GPUBuffer | null = null,
   accumulate = false,
-  options: {
-    outStride?: number;
-    outCol?: number;
-    outRow?: number;
-    swigluUp?: GPUBuffer;
-    rmsNorm?: FoldedRmsNorm;
-  } = {},
+  options: { swigluUp?: GPUBuffer; rmsNorm?: FoldedRmsNorm } = {},
 ): void {
   const K = weight.cols;
   const N = weight.rows;
   const rmsNorm = options.rmsNorm;
-  if (rmsNorm && !quantizesActivations(rec.gpu, weight, M)) {
-    throw new GpuError("internal: RMSNorm folded into a product that does not quantize its input");
-  }
-  // `out` rows are `outStride` wide and this product fills columns outCol … outCol + N − 1.
-  const stride = options.outStride ?? N;
-  const col0 = options.outCol ?? 0;
-  if (bias && col0 !== 0) throw new GpuError("internal: a bias needs the product to start at column 0");
   // int8 activations for quantized weights when decoding. Decided on M, not on each range's tokens, so
   // that results do not depend on the binding limits.
-  const int8 = usesInt8Activations(rec.gpu, weight) && M < MATVEC_MAX_TOKENS;
+  const int8 = quantizesActivations(rec.gpu, weight, M);
+  if (rmsNorm && !int8) {
+    throw new GpuError("internal: RMSNorm folded into a product that does not quantize its input");
+  }
   // SwiGLU folds into the int8 prologue of quantized decoding; any other product gets it as a pass of
   // its own first. (Folded into matmul_subgroup.wgsl's activation loads it cost more than that pass on
   // llvmpipe: each subgroup of a workgroup computes the same tokens' gates again.)
@@ -303,17 +293,17 @@ export function linear(
   }
   for (const chunk of weight.chunks) {
     for (
-      const [m0, mc] of ranges(rec.gpu, M, [K * 4, stride * 4], 4 * rec.gpu.limits.maxWorkgroupsPerDimension)
+      const [m0, mc] of ranges(rec.gpu, M, [K * 4, N * 4], 4 * rec.gpu.limits.maxWorkgroupsPerDimension)
     ) {
       const xw = bindWindow(rec.gpu, x, m0 * K * 4, mc * K * 4);
-      const ow = bindWindow(rec.gpu, out, ((options.outRow ?? 0) + m0) * stride * 4, mc * stride * 4);
+      const ow = bindWindow(rec.gpu, out, m0 * N * 4, mc * N * 4);
       // Rows of a multiple of 8 with aligned activations take the vec4 kernels: matrix-vector for a few
       // tokens (decoding: each weight row streamed once per token), register tiles for more (matmulTile).
       const fast = K % 8 === 0 && xw.elementOffset % 4 === 0;
       const kernel = !fast ? "linear" : mc < MATVEC_MAX_TOKENS ? "matvec" : "matmul";
       if (kernel === "matvec") {
         const xr = { resource: xw.resource, offset: xw.elementOffset };
-        const or = { resource: ow.resource, offset: ow.elementOffset, stride, col0 };
+        const or = { resource: ow.resource, offset: ow.elementOffset, stride: N };
         const uw = up ? bindWindow(rec.gpu, up, m0 * K * 4, mc * K * 4) : null;
         const swigluUp = uw ? { resource: uw.resource, offset: uw.elementOffset } : undefined;
         matvecChunk(rec, weight.dtype, chunk, K, xr, mc, or, { bias, accumulate, int8, swigluUp, rmsNorm });
@@ -323,8 +313,8 @@ export function linear(
         mc,
         K,
         chunk.rowCount,
-        stride,
-        col0 + chunk.rowStart,
+        N,
+        chunk.rowStart,
         xw.elementOffset,
         ow.elementOffset,
         bias ? 1 : 0,
@@ -332,7 +322,6 @@ export function linear(
         chunk.bufferRow,
       ];
       if (kernel === "linear") {
-        if (up) throw new GpuError("internal: SwiGLU folded into a product without int8 activations");
         rec.dispatch(
           kernel,
           weight.dtype,
@@ -454,9 +443,6 @@ export function linearSplit(
   if (!canLinearSplit(weight, M) || outs.length < 2 || outs.length > 3) {
     throw new GpuError("internal: linearSplit needs a matvec-sized product and 2 or 3 outputs");
   }
-  if (rmsNorm && !quantizesActivations(rec.gpu, weight, M)) {
-    throw new GpuError("internal: RMSNorm folded into a product that does not quantize its input");
-  }
   if (outs.reduce((a, o) => a + o.rows, 0) !== weight.rows) {
     throw new GpuError("internal: linearSplit outputs do not add up to the weight's rows");
   }
@@ -467,13 +453,12 @@ export function linearSplit(
     start += o.rows;
     return part;
   });
-  const int8 = usesInt8Activations(rec.gpu, weight);
+  const int8 = quantizesActivations(rec.gpu, weight, M);
   for (const chunk of weight.chunks) {
     matvecChunk(rec, weight.dtype, chunk, weight.cols, { resource: x, offset: 0 }, M, {
       resource: a.buffer,
       offset: 0,
       stride: a.rows,
-      col0: 0,
     }, { split, int8, rmsNorm });
   }
 }
@@ -493,9 +478,10 @@ const MAX_INT8_K = 14336;
 const INT8_WORKGROUP_BYTES = MAX_INT8_K + (MAX_INT8_K / QUANT_GROUP) * 4;
 
 /**
- * One matvec.wgsl dispatch over `chunk` for `M` tokens of `x` (bound resource, element offset): product
- * row n goes to column `col0 + n` of `out` (rows `stride` wide, plus `bias`, or added with
- * `accumulate`), or, from `split[i].start` on, to column `n − start` of `split[i].buffer` (at most two).
+ * One matrix-vector dispatch (matvec.wgsl, or matvec_q8 / matvec_q4 with int8) over `chunk` for `M`
+ * tokens of `x` (bound resource, element offset): product row n goes to column n of `out` (rows `stride`
+ * wide, plus `bias`, or added with `accumulate`), or, from `split[i].start` on, to column `n − start` of
+ * `split[i].buffer` (at most two).
  * `n` counts the rows of the whole weight (`chunk.rowStart` + the row in the chunk), `K` its row length.
  */
 function matvecChunk(
@@ -505,7 +491,7 @@ function matvecChunk(
   K: number,
   x: { resource: GPUBuffer | GPUBufferBinding; offset: number },
   M: number,
-  out: { resource: GPUBuffer | GPUBufferBinding; offset: number; stride: number; col0: number },
+  out: { resource: GPUBuffer | GPUBufferBinding; offset: number; stride: number },
   opts: {
     bias?: GPUBuffer | null;
     accumulate?: boolean;
@@ -518,6 +504,9 @@ function matvecChunk(
     rmsNorm?: FoldedRmsNorm;
   },
 ): void {
+  if ((opts.swigluUp || opts.rmsNorm) && !opts.int8) {
+    throw new GpuError("internal: SwiGLU or RMSNorm folded into a product without int8 activations");
+  }
   const split = opts.split ?? [];
   const [b, c] = split;
   const wgRows = matvecWorkgroupRows(chunk.rowCount);
@@ -539,7 +528,7 @@ function matvecChunk(
       K,
       chunk.rowCount,
       out.stride,
-      out.col0 + chunk.rowStart,
+      chunk.rowStart,
       x.offset,
       out.offset,
       opts.bias ? 1 : 0,
