@@ -2,9 +2,8 @@
 // unpack2x16float (no shader-f16 feature needed). All arithmetic happens in f32.
 // Binding 0: the weight (or one row-chunk of it), row-major, read as vec4<u32> (eight elements per load).
 // weight_at_i(i): element i; weight4_i(i): elements i..i+3; weight8_i(i): elements i..i+7 for i % 8 == 0;
-// weight16_i(i): elements i..i+15 for i % 16 == 0 (column j of the matrix: elements i+4j..i+4j+3);
-// weight16_scaled_i(i): the same 16 elements as s.w · s.d (a common factor, 1.0 for float weights), so a
-// dot product can apply a quantization scale once instead of per element. Kernels call these through
+// weight16_scaled_i(i): elements i..i+15 for i % 16 == 0 as s.w · s.d (column j of s.w: elements
+// i+4j..i+4j+3; d = 1.0, the interface quantized weights share), built on weight16_i. Kernels call these through
 // the (row base, column) interface of weight_flat.wgsl, appended by kernels/sources.ts.
 struct WeightScaled16 {
   w: mat4x4<f32>,

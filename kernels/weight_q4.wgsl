@@ -10,10 +10,9 @@
 //   from word S: the scales in the same order (row r's group g at word S + slot + 8g).
 // Binding 0: the row-chunk, read as vec4<u32>.
 // weight_row(row, cols): the row's slot; weight_rows4: four rows' slots. Then, for the elements at
-// column k of the row with slot rb: weight_at(rb, k); weight4, weight8, weight16(rb, k): elements
-// k..k+3 / k+7 / k+15 for k a multiple of 4 / 8 / 16 (weight16: one vec4 of values and one scale);
-// weight16_scaled(rb, k): the same 16 elements as s.w · s.d (a common factor, 1.0 for float weights),
-// so a dot product can apply a quantization scale once instead of per element. (The other layouts are
+// column k of the row with slot rb: weight_at(rb, k); weight4, weight8(rb, k): elements k..k+3 / k+7 for
+// k a multiple of 4 / 8; weight16_scaled(rb, k): elements k..k+15 for k % 16 == 0 as s.w · s.d (half a
+// vec4 of values and the group's scale), so a dot product can apply the scale once instead of per element. (The other layouts are
 // row-major and share this interface through weight_flat.wgsl.)
 struct WeightScaled16 {
   w: mat4x4<f32>,
@@ -78,9 +77,4 @@ fn weight16_scaled(rb: u32, k: u32) -> WeightScaled16 {
   let v = weight[1u + q4_group(rb, k)];
   let w = select(v.xy, v.zw, (k & 16u) != 0u);
   return WeightScaled16(mat4x4<f32>(q4_lo(w.x), q4_hi(w.x), q4_lo(w.y), q4_hi(w.y)), q4_scale(rb, k));
-}
-
-fn weight16(rb: u32, k: u32) -> mat4x4<f32> {
-  let s = weight16_scaled(rb, k);
-  return s.w * s.d;
 }

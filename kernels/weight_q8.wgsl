@@ -7,10 +7,9 @@
 //     one vec4<u32> holds elements 16v..16v+15 (CPU adapters load memory lane by lane: few, wide loads);
 //   from word S: the scales, row-major (group i / 32 at word S + i / 32).
 // Binding 0: the row-chunk, read as vec4<u32>.
-// weight_at_i(i): element i; weight4_i(i), weight8_i(i), weight16_i(i): elements i..i+3 / i+7 / i+15 for i a
-// multiple of 4 / 8 / 16 (weight16: one vec4 of values and one scale);
-// weight16_scaled_i(i): the same 16 elements as s.w · s.d (a common factor, 1.0 for float weights), so a
-// dot product can apply a quantization scale once instead of per element. Kernels call these through
+// weight_at_i(i): element i; weight4_i(i), weight8_i(i): elements i..i+3 / i+7 for i a multiple of 4 / 8;
+// weight16_scaled_i(i): elements i..i+15 for i % 16 == 0 as s.w · s.d (one vec4 of values and the group's
+// scale), so a dot product can apply the scale once instead of per element. Kernels call these through
 // the (row base, column) interface of weight_flat.wgsl, appended by kernels/sources.ts.
 struct WeightScaled16 {
   w: mat4x4<f32>,
@@ -54,9 +53,4 @@ fn weight16_scaled_i(i: u32) -> WeightScaled16 {
   let v = weight[1u + (i >> 4u)];
   let w = mat4x4<f32>(q8_unpack(v.x), q8_unpack(v.y), q8_unpack(v.z), q8_unpack(v.w));
   return WeightScaled16(w, q8_scale(i));
-}
-
-fn weight16_i(i: u32) -> mat4x4<f32> {
-  let s = weight16_scaled_i(i);
-  return s.w * s.d;
 }
