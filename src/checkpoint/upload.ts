@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { Q4_BLOCK_ROWS, type WeightDtype, weightRowBytes, type WeightStorage } from "../gpu/buffers.ts";
+import { q4WholeBlocks, type WeightDtype, weightRowBytes, type WeightStorage } from "../gpu/buffers.ts";
 import { type Gpu, GpuError } from "../gpu/device.ts";
 import { UploadRing } from "../gpu/upload_ring.ts";
 import type { BufferOwner } from "../gpu/buffers.ts";
@@ -150,7 +150,7 @@ export async function uploadParameters(
           // Keep reads and writes 4-byte aligned within a chunk.
           if ((rowBytes % 4 !== 0 || storage.rowBytes % 4 !== 0) && per > 1) per &= ~1;
           // q4 rows go in blocks of 8 (q4Slot): whole blocks are one write, a part-block one per group.
-          if (target === "q4" && per >= Q4_BLOCK_ROWS) per -= per % Q4_BLOCK_ROWS;
+          if (target === "q4") per = q4WholeBlocks(per);
           for (let r = 0; r < chunk.rowCount; r += per) {
             const n = Math.min(per, chunk.rowCount - r);
             const bytes = n * rowBytes;

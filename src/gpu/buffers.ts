@@ -169,13 +169,23 @@ export const Q4_BLOCK_ROWS = 8;
  * owns are 128 contiguous bytes per group (one memory stream on CPU adapters instead of eight: q4
  * decoding ~25% faster on llvmpipe). Mirrors `weight_row` in kernels/weight_q4.wgsl.
  */
-export function q4Slot(row: number, cols: number): number {
-  return Math.floor(row / Q4_BLOCK_ROWS) * Q4_BLOCK_ROWS * (cols / QUANT_GROUP) + (row % Q4_BLOCK_ROWS);
+export function q4Slot(row: number, cols: number, width = Q4_BLOCK_ROWS): number {
+  return Math.floor(row / width) * width * (cols / QUANT_GROUP) + (row % width);
+}
+
+/** `n` rows cut to whole q4 blocks (when there is at least one): chunks and upload pieces hold whole blocks. */
+export function q4WholeBlocks(n: number): number {
+  return n >= Q4_BLOCK_ROWS ? n - (n % Q4_BLOCK_ROWS) : n;
 }
 
 /** Rows a quantized row-chunk buffer has room for: q4 pads the last block to whole blocks. */
 function quantBufferRows(dtype: "q8" | "q4", rows: number): number {
   return dtype === "q4" ? Math.ceil(rows / Q4_BLOCK_ROWS) * Q4_BLOCK_ROWS : rows;
+}
+
+/** Byte offset of the scales in a quantized chunk buffer of `rows` rows: after the header and all values. */
+function quantScaleStart(dtype: "q8" | "q4", rows: number, cols: number): number {
+  return QUANT_HEADER_BYTES + quantBufferRows(dtype, rows) * quantValueRowBytes(dtype, cols);
 }
 
 /** Bytes of the packed values (without the scales) of a q8 / q4 row of `cols` elements. */
@@ -263,7 +273,7 @@ export class WeightStorage {
     // A chunk must start on a whole u32 for the packed 16-bit types: keep row counts even if rows are odd-sized.
     if ((dtype === "bf16" || dtype === "f16") && (this.cols & 1) === 1 && perChunk > 1) perChunk &= ~1;
     // q4 chunks hold whole blocks of rows (but the last).
-    if (dtype === "q4" && perChunk >= Q4_BLOCK_ROWS) perChunk -= perChunk % Q4_BLOCK_ROWS;
+    if (dtype === "q4") perChunk = q4WholeBlocks(perChunk);
     if (perChunk < 1) {
       throw new GpuError(
         `${label}: one row of ${rowBytes} bytes exceeds the largest storage binding (${limit})`,
@@ -278,8 +288,8 @@ export class WeightStorage {
         this.chunks.length ? `${label}[rows ${r}+]` : label,
       );
       if (isQuantized(dtype)) {
-        // The header, written once: the scales follow the values of all rows.
-        const scales = (header + bufferRows * quantValueRowBytes(dtype, this.cols)) / 4;
+        // The header, written once: the word where the scales start, after the values of all rows.
+        const scales = quantScaleStart(dtype, rowCount, this.cols) / 4;
         writeBytes(owner.gpu, buffer, 0, new Uint32Array([scales, 0, 0, 0]));
       }
       this.chunks.push({ buffer, rowStart: r, rowCount, bufferRow: 0, bufferRows: rowCount });
@@ -374,7 +384,7 @@ function writeQuantRows(w: WeightStorage, rowStart: number, bytes: Uint8Array, w
     if (!chunk) throw new GpuError(`internal: row ${row} is outside the weight ${w.shape}`);
     const n = Math.min(chunk.rowStart + chunk.rowCount - row, rows - i);
     const r = chunk.bufferRow + row - chunk.rowStart;
-    const scaleStart = QUANT_HEADER_BYTES + quantBufferRows(dtype, chunk.bufferRows) * valueRow;
+    const scaleStart = quantScaleStart(dtype, chunk.bufferRows, w.cols);
     if (dtype === "q4") {
       writeQ4Segment(w.cols, bytes, rows, i, n, { buffer: chunk.buffer, row: r, scaleStart }, write);
     } else {
@@ -423,14 +433,14 @@ function writeQ4Segment(
   for (let r = dst.row; r < end;) {
     const full = r % B === 0 ? Math.floor((end - r) / B) * B : 0;
     const count = full || Math.min(end, (Math.floor(r / B) + 1) * B) - r;
-    // Slot of row rr and group g in the gathered rows: blocks of `width` rows, groups interleaved.
+    // The gathered rows in q4Slot's layout, with blocks of `width` rows (a part-block: all its rows).
     const width = full ? B : count;
     const space = q4Scratch(count * gpr * 5);
     const v = space.subarray(0, count * gpr * 4);
     const sc = space.subarray(count * gpr * 4);
     for (let rr = 0; rr < count; rr++) {
       const s = i + r - dst.row + rr;
-      const base = Math.floor(rr / width) * width * gpr + (rr % width);
+      const base = q4Slot(rr, cols, width);
       for (let g = 0; g < gpr; g++) {
         const d = base + width * g, o = (s * gpr + g) * 4;
         v[d * 4] = values[o];
