@@ -12,12 +12,16 @@ import {
   type Gpu,
   type HostMask,
   type KVCache,
+  LLAMA3_2_VISION_11B_ENCODER_ARGS,
+  llama3_2_vision_encoder,
+  type Llama3VisionEncoder,
   Recorder,
   type TransformerDecoder,
 } from "../mod.ts";
+import { uploadParameters } from "../src/checkpoint/upload.ts";
 import { pack, sample } from "../src/gpu/ops.ts";
 import { Readback } from "../src/gpu/readback.ts";
-import { parameterBytes, randomBf16, randomF32 } from "./random_weights.ts";
+import { parameterBytes, randomBf16, randomF32, randomSource } from "./random_weights.ts";
 
 /** Invocations per workgroup of stream_read.wgsl. */
 const STREAM_WORKGROUP = 256;
@@ -403,4 +407,60 @@ export class RssTracker {
     clearInterval(this.#timer);
     return this.peak();
   }
+}
+
+/** The vision encoder of {@link encoderBench}, ready to run. */
+export interface EncoderBench {
+  /** The encoder, weights on the GPU. */
+  encoder: Llama3VisionEncoder;
+  /** CLIP layers + projection layers it has. */
+  layers: number;
+  /** Encodes the bench image once (record, submit, read 16 bytes of the output back). */
+  run(): Promise<void>;
+}
+
+/**
+ * The vision encoder with the real 11B shapes (`llama3_2_vision_encoder` as torchtune's
+ * `llama3_2_vision_11b` builds it: CLIP 32 × 1280, 8 projection layers, 560-pixel tiles) and random bf16
+ * weights, on one image of 4 tiles (2×2, 6,404 tokens). `cut` = [CLIP layers, projection layers] keeps that
+ * many (same widths and token count): the full encoder's time scales by layers.
+ */
+export async function encoderBench(gpu: Gpu, cut?: number[]): Promise<EncoderBench> {
+  const full = LLAMA3_2_VISION_11B_ENCODER_ARGS;
+  const args = cut
+    ? {
+      ...full,
+      clip_num_layers: cut[0],
+      num_layers_projection: cut[1],
+      clip_hidden_states: [...new Set(full.clip_hidden_states!.map((i) => Math.min(i, cut[0])))],
+    }
+    : full;
+  const encoder = llama3_2_vision_encoder(args);
+  const owner = new BufferOwner(gpu);
+  const params = encoder.named_parameters();
+  await uploadParameters(
+    { named_parameters: () => params, attach: () => owner, destroy: () => owner.destroy() },
+    new Map(params.map(([n, p]) => [n, randomSource(n, p.shape)])),
+    gpu,
+  );
+  const T = 560;
+  const input = {
+    images: {
+      data: new Float32Array(4 * 3 * T * T).map((_, i) => Math.sin(i) * 0.5),
+      shape: [1, 1, 4, 3, T, T],
+    },
+    aspect_ratio: { data: new Int32Array([2, 2]), shape: [1, 1, 2] },
+  };
+  return {
+    encoder,
+    layers: args.clip_num_layers + args.num_layers_projection,
+    run: async () => {
+      const rec = new Recorder(gpu);
+      const { buffer } = encoder.record(rec, input);
+      const rb = new Readback(rec, buffer, 0, 16);
+      rec.temps.adopt(buffer);
+      rec.submit();
+      await rb.read();
+    },
+  };
 }

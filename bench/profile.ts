@@ -7,7 +7,7 @@
  *
  * `--encoder` runs the vision encoder with the 11B shapes and random bf16 weights on one image of 4
  * tiles (6,404 tokens), cut to `--layers` CLIP and projection layers (default 3,1; the full encoder has
- * 32,8, and its time scales by layers), as bench/encoder_bench.ts does.
+ * 32,8, and its time scales by layers): harness.ts `encoderBench`, as bench/encoder_bench.ts runs it.
  * Every dispatch gets a compute pass of its own with timestamps at its start and end (the recorder's
  * passes are split by a 4-byte copy after each dispatch), so the times exclude queue waits and readbacks,
  * which cost ~11 ms each on llvmpipe and swamp timings taken on the host. Per kernel (with `--shapes`, per
@@ -19,19 +19,10 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import {
-  BufferOwner,
-  getGpu,
-  LLAMA3_2_VISION_11B_ENCODER_ARGS,
-  llama3_2_vision_decoder,
-  llama3_2_vision_encoder,
-  Recorder,
-} from "../mod.ts";
-import { uploadParameters } from "../src/checkpoint/upload.ts";
-import { Readback } from "../src/gpu/readback.ts";
+import { getGpu, llama3_2_vision_decoder, Recorder } from "../mod.ts";
 import { benchConfig } from "./configs.ts";
-import { benchInputs, DecodeState } from "./harness.ts";
-import { type BenchDtype, randomSource, uploadRandomWeights } from "./random_weights.ts";
+import { benchInputs, DecodeState, encoderBench } from "./harness.ts";
+import { type BenchDtype, uploadRandomWeights } from "./random_weights.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -133,43 +124,15 @@ async function decoderWorkload(): Promise<Workload> {
   return { label, runs: 1, wallMs, timed: async () => void await prefill() };
 }
 
-/** The 11B vision encoder cut to `--layers`, random bf16 weights, one 560-pixel image of 2×2 tiles. */
+/** The 11B vision encoder cut to `--layers` (harness.ts `encoderBench`). */
 async function encoderWorkload(): Promise<Workload> {
-  const [clip, projection] = values.layers.split(",").map(Number);
-  const full = LLAMA3_2_VISION_11B_ENCODER_ARGS;
-  const encoder = llama3_2_vision_encoder({
-    ...full,
-    clip_num_layers: clip,
-    num_layers_projection: projection,
-    clip_hidden_states: [...new Set(full.clip_hidden_states!.map((i) => Math.min(i, clip)))],
-  });
-  const owner = new BufferOwner(gpu);
-  const params = encoder.named_parameters();
-  await uploadParameters(
-    { named_parameters: () => params, attach: () => owner, destroy: () => owner.destroy() },
-    new Map(params.map(([n, p]) => [n, randomSource(n, p.shape)])),
-    gpu,
-  );
-  const T = 560;
-  const input = {
-    images: {
-      data: new Float32Array(4 * 3 * T * T).map((_, i) => Math.sin(i) * 0.5),
-      shape: [1, 1, 4, 3, T, T],
-    },
-    aspect_ratio: { data: new Int32Array([2, 2]), shape: [1, 1, 2] },
-  };
+  const cut = values.layers.split(",").map(Number);
+  const bench = await encoderBench(gpu, cut);
   return {
-    label: `11B vision encoder (${clip} + ${projection} of 32 + 8 layers, 6404 tokens)`,
+    label: `11B vision encoder (${cut[0]} + ${cut[1]} of 32 + 8 layers, 6404 tokens)`,
     runs: 1,
     wallMs: null,
-    timed: async () => {
-      const rec = new Recorder(gpu);
-      const { buffer } = encoder.record(rec, input);
-      const rb = new Readback(rec, buffer, 0, 16);
-      rec.temps.adopt(buffer);
-      rec.submit();
-      await rb.read();
-    },
+    timed: bench.run,
   };
 }
 
