@@ -20,7 +20,8 @@
 // the 4 keys go side by side, so each query load from workgroup memory serves 4 keys (on llvmpipe
 // cross-attention over 1601 keys took 25% less time). Values: invocation
 // (c, r) owns vec4 column c of head_dim and the keys i ≡ r (mod R), R = 64 / (head_dim / 4), and the
-// R parts are summed at the end. head_dim ≤ 256 and block ≤ 2048, so an invocation loops at most a
+// R parts are summed at the end; the value loop takes 4 keys per iteration (each lane's 4 loads in flight
+// together: cross-attention over 1601 keys took 10–30% less time on llvmpipe). head_dim ≤ 256 and block ≤ 2048, so an invocation loops at most a
 // few thousand times (llvmpipe silently stops loops after 65,535 iterations).
 struct Params {
   seq: u32,
@@ -171,7 +172,25 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     workgroupBarrier();
     if (part < n_parts) {
       let n_sub = min(256u, end - sub);
-      for (var i = part; i < n_sub; i += n_parts) {
+      let vstep = n_parts * hd4;
+      var i = part;
+      for (; i + 3u * n_parts < n_sub; i += 4u * n_parts) {
+        let e0 = sc[i];
+        let e1 = sc[i + n_parts];
+        let e2 = sc[i + 2u * n_parts];
+        let e3 = sc[i + 3u * n_parts];
+        let vb = (kv_base + (sub + i) * hd) / 4u + col;
+        let v0 = v[vb];
+        let v1 = v[vb + vstep];
+        let v2 = v[vb + 2u * vstep];
+        let v3 = v[vb + 3u * vstep];
+        acc0 += e0.x * v0 + e1.x * v1 + e2.x * v2 + e3.x * v3;
+        acc1 += e0.y * v0 + e1.y * v1 + e2.y * v2 + e3.y * v3;
+        acc2 += e0.z * v0 + e1.z * v1 + e2.z * v2 + e3.z * v3;
+        acc3 += e0.w * v0 + e1.w * v1 + e2.w * v2 + e3.w * v3;
+        l_part += (e0 + e1) + (e2 + e3);
+      }
+      for (; i < n_sub; i += n_parts) {
         let e = sc[i];
         let vv = v[(kv_base + (sub + i) * hd) / 4u + col];
         acc0 += e.x * vv;
