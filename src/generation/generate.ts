@@ -7,7 +7,7 @@
  * @module
  */
 import { BufferOwner } from "../gpu/buffers.ts";
-import { sample, submitRecording } from "../gpu/ops.ts";
+import { Recorder, sample } from "../gpu/ops.ts";
 import { Readback } from "../gpu/readback.ts";
 import type { DeviceTensor, HostTensor } from "../gpu/tensor.ts";
 import type {
@@ -59,6 +59,12 @@ export interface GenerateStats {
   prefill_ms: number;
   /** Milliseconds from the first to the last token on the host. */
   decode_ms: number;
+}
+
+/** A decode step recorded but not yet submitted, with the readback of the ids it samples. */
+interface RecordedStep {
+  rec: Recorder;
+  readback: Readback;
 }
 
 const locks = new WeakMap<TransformerDecoder, Promise<void>>();
@@ -194,31 +200,51 @@ async function* runDecoder(
   let tFirst = 0;
   let received = 0;
   let submitted = 0;
+  // The step recorded next, not yet submitted.
+  let ahead: RecordedStep | null = null;
   try {
-    const submitStep = (step: number) => {
-      const readback = submitRecording(gpu, model.scratch_pool, (rec) => {
-        const forwardOpts: DecoderForwardOptions = step === 0
-          ? {
-            mask: maskRows(0, seq),
-            input_pos: posRows(0, seq),
-            encoder_input: opts.encoder_input ?? null,
-            encoder_mask: opts.encoder_mask ?? null,
-          }
-          : {
-            mask: maskRows(seq + step - 1, 1),
-            input_pos: posRows(seq + step - 1, 1),
-            encoder_mask: lastEncoderRow,
-          };
-        const tokens = step === 0 ? prompt : { buffer: next, shape: [batch, 1] as [number, number] };
-        const { logits } = model.record(rec, tokens, forwardOpts, { last_position_only: true });
-        rec.temps.adopt(logits);
-        sample(rec, logits, batch, V, next, step, settings);
-        return new Readback(rec, next, 0, batch * 4);
+    const recordStep = (step: number): RecordedStep =>
+      gpu.scoped(() => {
+        const rec = new Recorder(gpu, model.scratch_pool);
+        try {
+          const forwardOpts: DecoderForwardOptions = step === 0
+            ? {
+              mask: maskRows(0, seq),
+              input_pos: posRows(0, seq),
+              encoder_input: opts.encoder_input ?? null,
+              encoder_mask: opts.encoder_mask ?? null,
+            }
+            : {
+              mask: maskRows(seq + step - 1, 1),
+              input_pos: posRows(seq + step - 1, 1),
+              encoder_mask: lastEncoderRow,
+            };
+          const tokens = step === 0 ? prompt : { buffer: next, shape: [batch, 1] as [number, number] };
+          const { logits } = model.record(rec, tokens, forwardOpts, { last_position_only: true });
+          rec.temps.adopt(logits);
+          sample(rec, logits, batch, V, next, step, settings);
+          return { rec, readback: new Readback(rec, next, 0, batch * 4) };
+        } catch (e) {
+          rec.temps.destroy();
+          throw e;
+        }
       });
-      pending.push(readback.read());
+    // Submits the recorded step, records the one after it while the GPU computes, and only then asks for
+    // the submitted step's ids: Deno's mapAsync waits (blocking) until the queue is idle, so a step
+    // recorded after that call would leave the GPU idle for as long as its recording takes.
+    const submitStep = () => {
+      const current = ahead ?? recordStep(submitted);
+      ahead = null;
+      gpu.scoped(() => current.rec.submit());
+      submitted++;
+      try {
+        if (submitted < maxNew) ahead = recordStep(submitted);
+      } finally {
+        pending.push(current.readback.read());
+      }
     };
     while (received < maxNew) {
-      while (submitted < maxNew && submitted - received < lookahead) submitStep(submitted++);
+      while (submitted < maxNew && submitted - received < lookahead) submitStep();
       const bytes = await pending.shift()!;
       const ids = new Int32Array(bytes.buffer, 0, batch).slice();
       if (received === 0) tFirst = performance.now();
@@ -231,7 +257,9 @@ async function* runDecoder(
       if (stopSet.size > 0 && stopped.every(Boolean)) break;
     }
   } finally {
-    // Let steps still in flight finish before their buffers go away.
+    // A step recorded but never submitted (all sequences stopped) frees its temporaries; steps still in
+    // flight finish before their buffers go away.
+    (ahead as RecordedStep | null)?.rec.temps.destroy();
     await Promise.allSettled(pending);
     owner.destroy();
     if (stats) {
