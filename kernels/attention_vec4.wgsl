@@ -16,13 +16,13 @@
 // 3 mask bits (window), 4 partial f32 [T, n_heads, n_blocks, head_dim + 2] (or, with direct = 1, the
 // output f32 [T, n_heads · head_dim], window), 5 params (attention.wgsl's, then direct and out_off).
 // Workgroups: 64 invocations; workgroup (block, kv head · ⌈G/4⌉ + head group, token). Scores: each
-// invocation scores 4 of a sub-block's 256 keys for the 4 heads (a vec4 per key); in a full sub-block
-// the 4 keys go side by side, so each query load from workgroup memory serves 4 keys (on llvmpipe
-// cross-attention over 1601 keys took 25% less time). Values: invocation
+// invocation scores 4 of a sub-block's 256 keys for the 4 heads (a vec4 per key), side by side, so each
+// query load from workgroup memory serves 4 keys (on llvmpipe cross-attention over 1601 keys took 25%
+// less time; partial sub-blocks run the same loop, ~10% less time at 129 keys). Values: invocation
 // (c, r) owns vec4 column c of head_dim and the keys i ≡ r (mod R), R = 64 / (head_dim / 4), and the
-// R parts are summed at the end; the value loop takes 4 keys per iteration (each lane's 4 loads in flight
-// together: cross-attention over 1601 keys took 10–30% less time on llvmpipe). head_dim ≤ 256 and block ≤ 2048, so an invocation loops at most a
-// few thousand times (llvmpipe silently stops loops after 65,535 iterations).
+// R parts are summed at the end; the value loop takes 4 keys per iteration (each lane's 4 loads in
+// flight together: 10–30% less time over 1601 keys). head_dim ≤ 256 and block ≤ 2048, so an invocation
+// loops at most a few thousand times (llvmpipe silently stops loops after 65,535 iterations).
 struct Params {
   seq: u32,
   n_heads: u32,
@@ -98,56 +98,41 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   let start = kb * p.block;
   let end = min(start + p.block, p.kv_used);
   for (var sub = start; sub < end; sub += 256u) {
-    var local_max = vec4<f32>(NEG);
-    if (end - sub >= 256u) {
-      // A full sub-block: the invocation's 4 keys share each load of the queries.
-      let kb0 = (kv_base + (sub + lid) * hd) / 4u;
-      let kstep = 64u * hd4;
-      var d0 = vec4<f32>(0.0);
-      var d1 = vec4<f32>(0.0);
-      var d2 = vec4<f32>(0.0);
-      var d3 = vec4<f32>(0.0);
-      for (var c = 0u; c < hd4; c++) {
-        let q0 = qs[c];
-        let q1 = qs[hd4 + c];
-        let q2 = qs[2u * hd4 + c];
-        let q3 = qs[3u * hd4 + c];
-        let k0 = k[kb0 + c];
-        let k1 = k[kb0 + kstep + c];
-        let k2 = k[kb0 + 2u * kstep + c];
-        let k3 = k[kb0 + 3u * kstep + c];
-        d0 += vec4<f32>(dot(q0, k0), dot(q1, k0), dot(q2, k0), dot(q3, k0));
-        d1 += vec4<f32>(dot(q0, k1), dot(q1, k1), dot(q2, k1), dot(q3, k1));
-        d2 += vec4<f32>(dot(q0, k2), dot(q1, k2), dot(q2, k2), dot(q3, k2));
-        d3 += vec4<f32>(dot(q0, k3), dot(q1, k3), dot(q2, k3), dot(q3, k3));
-      }
-      let s0 = select(vec4<f32>(NEG), d0 * p.scale, allowed(tl, qi, sub + lid));
-      let s1 = select(vec4<f32>(NEG), d1 * p.scale, allowed(tl, qi, sub + lid + 64u));
-      let s2 = select(vec4<f32>(NEG), d2 * p.scale, allowed(tl, qi, sub + lid + 128u));
-      let s3 = select(vec4<f32>(NEG), d3 * p.scale, allowed(tl, qi, sub + lid + 192u));
-      sc[lid] = s0;
-      sc[lid + 64u] = s1;
-      sc[lid + 128u] = s2;
-      sc[lid + 192u] = s3;
-      local_max = max(max(s0, s1), max(s2, s3));
-    } else {
-      for (var r = 0u; r < 4u; r++) {
-        let jj = lid + 64u * r;
-        let j = sub + jj;
-        var s = vec4<f32>(NEG);
-        if (j < end && allowed(tl, qi, j)) {
-          let kb_j = (kv_base + j * hd) / 4u;
-          var d = vec4<f32>(0.0);
-          for (var c = 0u; c < hd4; c++) {
-            let kc = k[kb_j + c];
-            d += vec4<f32>(dot(qs[c], kc), dot(qs[hd4 + c], kc), dot(qs[2u * hd4 + c], kc), dot(qs[3u * hd4 + c], kc));
-          }
-          s = d * p.scale;
-        }
-        sc[jj] = s;
-        local_max = max(local_max, s);
-      }
+    // The invocation's 4 keys share each load of the queries; past the block's end a key repeats the
+    // last one (loaded, not used), so a partial sub-block runs the same loop.
+    let last = end - 1u;
+    let j0 = sub + lid;
+    let kb0 = (kv_base + min(j0, last) * hd) / 4u;
+    let kb1 = (kv_base + min(j0 + 64u, last) * hd) / 4u;
+    let kb2 = (kv_base + min(j0 + 128u, last) * hd) / 4u;
+    let kb3 = (kv_base + min(j0 + 192u, last) * hd) / 4u;
+    var d0 = vec4<f32>(0.0);
+    var d1 = vec4<f32>(0.0);
+    var d2 = vec4<f32>(0.0);
+    var d3 = vec4<f32>(0.0);
+    for (var c = 0u; c < hd4; c++) {
+      let q0 = qs[c];
+      let q1 = qs[hd4 + c];
+      let q2 = qs[2u * hd4 + c];
+      let q3 = qs[3u * hd4 + c];
+      let k0 = k[kb0 + c];
+      let k1 = k[kb1 + c];
+      let k2 = k[kb2 + c];
+      let k3 = k[kb3 + c];
+      d0 += vec4<f32>(dot(q0, k0), dot(q1, k0), dot(q2, k0), dot(q3, k0));
+      d1 += vec4<f32>(dot(q0, k1), dot(q1, k1), dot(q2, k1), dot(q3, k1));
+      d2 += vec4<f32>(dot(q0, k2), dot(q1, k2), dot(q2, k2), dot(q3, k2));
+      d3 += vec4<f32>(dot(q0, k3), dot(q1, k3), dot(q2, k3), dot(q3, k3));
     }
+    let s0 = select(vec4<f32>(NEG), d0 * p.scale, j0 < end && allowed(tl, qi, j0));
+    let s1 = select(vec4<f32>(NEG), d1 * p.scale, j0 + 64u < end && allowed(tl, qi, j0 + 64u));
+    let s2 = select(vec4<f32>(NEG), d2 * p.scale, j0 + 128u < end && allowed(tl, qi, j0 + 128u));
+    let s3 = select(vec4<f32>(NEG), d3 * p.scale, j0 + 192u < end && allowed(tl, qi, j0 + 192u));
+    sc[lid] = s0;
+    sc[lid + 64u] = s1;
+    sc[lid + 128u] = s2;
+    sc[lid + 192u] = s3;
+    let local_max = max(max(s0, s1), max(s2, s3));
     red[lid] = local_max;
     workgroupBarrier();
     for (var stride = 32u; stride > 0u; stride >>= 1u) {

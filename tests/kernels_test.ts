@@ -666,6 +666,9 @@ gpuTest(
     // 8 (two groups); head_dim 48 leaves some invocations without a value column, 256 the largest.
     await checkAttention(gpu, { b: 1, s: 1, nHeads: 6, nKv: 2, hd: 64, kvLen: 300, mode: "causal" }, 130);
     await checkAttention(gpu, { b: 2, s: 1, nHeads: 10, nKv: 2, hd: 48, kvLen: 70, mode: "none" }, 131);
+    // Sub-blocks of 100 and 230 keys: each of an invocation's 4 key slots ends a partial sub-block.
+    await checkAttention(gpu, { b: 1, s: 1, nHeads: 8, nKv: 2, hd: 64, kvLen: 100, mode: "none" }, 135);
+    await checkAttention(gpu, { b: 1, s: 1, nHeads: 8, nKv: 2, hd: 64, kvLen: 230, mode: "none" }, 136);
     await checkAttention(
       gpu,
       { b: 1, s: 3, nHeads: 8, nKv: 1, hd: 256, kvLen: 600, mode: "bits", allowed: bitsPattern(600, 132) },
