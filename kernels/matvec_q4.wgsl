@@ -8,14 +8,15 @@
 // Weights (src/gpu/buffers.ts, WeightStorage, q4; kernels/weight_q4.wgsl): word 0 the word offset S of
 // the scales; from vec4 1 the values, one group (32) per vec4<u32>, rows in blocks of 8 with their groups
 // interleaved (row r's group g at vec4 1 + slot(r) + 8g), so an invocation's 8 rows read 128 contiguous
-// bytes per group; from word S the f32 scales in the same order.
-// Needs K % 32 == 0 and K ≤ 14336. Bindings: 0 weight (one row-chunk; declared by weight_q4.wgsl,
+// bytes per group; from word S the bf16 scales, two groups per word, so that a block's 8 rows have the
+// scales of groups 2h and 2h + 1 in 8 contiguous words: two vec4 loads per pair of groups.
+// Needs K % 64 == 0 and K ≤ 14336. Bindings: 0 weight (one row-chunk; declared by weight_q4.wgsl,
 // prepended by kernels/sources.ts with its layout functions); 1…5, outputs, split and accumulate rules
 // as matvec.wgsl (matvec_common.wgsl, appended). The workgroup first quantizes its token's x
 // (quantize_act_q8.wgsl, appended: binding 6 SwiGLU's up, 7 the RMSNorm
 // scale, 8 the parameters).
 // Workgroups: 64 invocations along x, 8 rows each (wg_rows ≤ 512 rows per workgroup: matvec_base), y = token;
-// K/32 loop iterations.
+// K/64 loop iterations.
 
 // Activations of one group as 16 pairs: P[i][j] = qx[8j + i + 4] + qx[8j + i] · 2^16 (mod 2^32), the
 // two elements that nibbles i and i + 4 of weight word j multiply (see group_dot).
@@ -40,18 +41,59 @@ fn middle(s: u32) -> i32 {
 }
 
 // One row's group: the 32 products of int4 weights (one vec4<u32> at vec4 index w) with the activations,
-// minus the offset, times the row's scale (word s) and the activations' scale sx.
+// minus the offset, times `scale` (the row's scale times the activations' scale sx).
 // CPU adapters emulate dot4I8Packed (~20 operations each), so two products share one 32-bit multiply:
 // with W = we + wf · 2^16 (nibbles i and i + 4 of a word, as q + 8 in 0…15) and the pair
 // A = af + ae · 2^16, A · W = af·we + (ae·we + af·wf) · 2^16 (mod 2^32). Two words' sums stay within the
 // bounds of `middle`: |L| ≤ 8 · 127 · 15 and |M| ≤ 16 · 127 · 15, both < 2^15.
-fn group_dot(w: u32, s: u32, x: ActPairs, offset: i32, sx: f32) -> f32 {
+fn group_dot(w: u32, scale: f32, x: ActPairs, offset: i32) -> f32 {
   let b = weight[w] ^ vec4<u32>(0x88888888u);
   let m = vec4<u32>(0x000f000fu);
   let t = (b & m) * x.p0 + ((b >> vec4<u32>(4u)) & m) * x.p1 + ((b >> vec4<u32>(8u)) & m) * x.p2 +
     ((b >> vec4<u32>(12u)) & m) * x.p3;
   let d = middle(t.x + t.y) + middle(t.z + t.w) - offset;
-  return f32(d) * (bitcast<f32>(weight[s >> 2u][s & 3u]) * sx);
+  return f32(d) * scale;
+}
+
+// The products of the invocation's 8 rows (rows a: the first four) with group g.
+struct RowDots {
+  a: vec4<f32>,
+  b: vec4<f32>,
+}
+
+// Group g of the 8 rows whose values are at vec4 wa / wb in group 0, with their scales (f32 bits).
+fn rows_group(g: u32, wa: vec4<u32>, wb: vec4<u32>, da: vec4<u32>, db: vec4<u32>) -> RowDots {
+  let a = act_q[2u * g];
+  let b = act_q[2u * g + 1u];
+  // Words 2j (lo) and 2j + 1 (hi) of the group hold the bytes of weight word j's elements.
+  let lo = vec4<u32>(a.x, a.z, b.x, b.z);
+  let hi = vec4<u32>(a.y, a.w, b.y, b.w);
+  let x = ActPairs(act_pair(lo, hi, 0u), act_pair(lo, hi, 1u), act_pair(lo, hi, 2u), act_pair(lo, hi, 3u));
+  // 8 · Σ qx of the group: Σ A = F + E · 2^16 over the pairs, times 1 + 2^16, has E + F in the middle.
+  let sum = x.p0 + x.p1 + x.p2 + x.p3;
+  let offset = 8 * middle((sum.x + sum.y + sum.z + sum.w) * 0x10001u);
+  let sx = act_s[g];
+  let sa = bitcast<vec4<f32>>(da) * sx;
+  let sb = bitcast<vec4<f32>>(db) * sx;
+  let gs = 8u * g;
+  return RowDots(
+    vec4<f32>(
+      group_dot(wa.x + gs, sa.x, x, offset),
+      group_dot(wa.y + gs, sa.y, x, offset),
+      group_dot(wa.z + gs, sa.z, x, offset),
+      group_dot(wa.w + gs, sa.w, x, offset),
+    ),
+    vec4<f32>(
+      group_dot(wb.x + gs, sb.x, x, offset),
+      group_dot(wb.y + gs, sb.y, x, offset),
+      group_dot(wb.z + gs, sb.z, x, offset),
+      group_dot(wb.w + gs, sb.w, x, offset),
+    ),
+  );
+}
+
+fn scale_word(s: u32) -> u32 {
+  return weight[s >> 2u][s & 3u];
 }
 
 @compute @workgroup_size(64)
@@ -62,43 +104,40 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   if (n_base >= p.rows) {
     return;
   }
-  let groups = p.K / 32u;
-  let s0 = weight[0].x;
-  // The invocation's rows as vec4 index of their values and word index of their scales in group 0; group
-  // g is 8g further (weight_rows4 and q4_group in weight_q4.wgsl).
+  // The invocation's rows as vec4 index of their values in group 0 (group g is 8g further: weight_rows4
+  // and q4_group in weight_q4.wgsl) and word index of their scales of groups 0 and 1 (pair h is 8h
+  // further: q4_scale_bits).
   let rows = matvec_rows(n_base);
   let slot_a = weight_rows4(rows.a, p.K);
   let slot_b = weight_rows4(rows.b, p.K);
   let wa = 1u + slot_a;
   let wb = 1u + slot_b;
-  let sa = s0 + slot_a;
-  let sb = s0 + slot_b;
+  let s0 = vec4<u32>(weight[0].x);
+  let sa = s0 + ((slot_a & vec4<u32>(~7u)) >> vec4<u32>(1u)) + (slot_a & vec4<u32>(7u));
+  let sb = s0 + ((slot_b & vec4<u32>(~7u)) >> vec4<u32>(1u)) + (slot_b & vec4<u32>(7u));
+  // Rows from a block's first on (the weight starts at a whole block of its buffer): the 8 rows' scale
+  // words are one aligned run (S, a multiple of 4, and the block's words, of 8), read as two vec4. Past
+  // the last row they are the block's other (padding) rows: products not stored.
+  let whole = ((n_base + p.w_row0) & 7u) == 0u;
   var acc_a = vec4<f32>(0.0);
   var acc_b = vec4<f32>(0.0);
-  for (var g = 0u; g < groups; g++) {
-    let gs = 8u * g;
-    let a = act_q[2u * g];
-    let b = act_q[2u * g + 1u];
-    // Words 2j (lo) and 2j + 1 (hi) of the group hold the bytes of weight word j's elements.
-    let lo = vec4<u32>(a.x, a.z, b.x, b.z);
-    let hi = vec4<u32>(a.y, a.w, b.y, b.w);
-    let x = ActPairs(act_pair(lo, hi, 0u), act_pair(lo, hi, 1u), act_pair(lo, hi, 2u), act_pair(lo, hi, 3u));
-    // 8 · Σ qx of the group: Σ A = F + E · 2^16 over the pairs, times 1 + 2^16, has E + F in the middle.
-    let sum = x.p0 + x.p1 + x.p2 + x.p3;
-    let offset = 8 * middle((sum.x + sum.y + sum.z + sum.w) * 0x10001u);
-    let sx = act_s[g];
-    acc_a += vec4<f32>(
-      group_dot(wa.x + gs, sa.x + gs, x, offset, sx),
-      group_dot(wa.y + gs, sa.y + gs, x, offset, sx),
-      group_dot(wa.z + gs, sa.z + gs, x, offset, sx),
-      group_dot(wa.w + gs, sa.w + gs, x, offset, sx),
-    );
-    acc_b += vec4<f32>(
-      group_dot(wb.x + gs, sb.x + gs, x, offset, sx),
-      group_dot(wb.y + gs, sb.y + gs, x, offset, sx),
-      group_dot(wb.z + gs, sb.z + gs, x, offset, sx),
-      group_dot(wb.w + gs, sb.w + gs, x, offset, sx),
-    );
+  for (var h = 0u; h < p.K / 64u; h++) {
+    let so = 8u * h;
+    var da: vec4<u32>;
+    var db: vec4<u32>;
+    if (whole) {
+      let v = (sa.x + so) >> 2u;
+      da = weight[v];
+      db = weight[v + 1u];
+    } else {
+      da = vec4<u32>(scale_word(sa.x + so), scale_word(sa.y + so), scale_word(sa.z + so), scale_word(sa.w + so));
+      db = vec4<u32>(scale_word(sb.x + so), scale_word(sb.y + so), scale_word(sb.z + so), scale_word(sb.w + so));
+    }
+    // Groups 2h and 2h + 1: the low and the high halves, each moved to the top of an f32.
+    let even = rows_group(2u * h, wa, wb, da << vec4<u32>(16u), db << vec4<u32>(16u));
+    let odd = rows_group(2u * h + 1u, wa, wb, da & vec4<u32>(0xffff0000u), db & vec4<u32>(0xffff0000u));
+    acc_a += even.a + odd.a;
+    acc_b += even.b + odd.b;
   }
   matvec_store(m, n_base, acc_a, acc_b);
 }

@@ -1,5 +1,5 @@
 // Weight access for q4 weights (quantized at load by src/checkpoint/quantize.ts). Each row is cut into
-// groups of 32 elements (cols % 32 == 0) with one f32 scale d each; element = f32(q) · d, q a
+// groups of 32 elements (cols % 64 == 0) with one bf16 scale d each; element = f32(q) · d, q a
 // two's-complement int4 (−7…7). The bound row-chunk's buffer is (src/gpu/buffers.ts, WeightStorage):
 //   word 0: the word offset S of the scales (words 1..3 unused), so the values start at vec4 1;
 //   from vec4 1: the values, one vec4<u32> per group (element 8j + n of the group in bits 4n…4n+3 of word
@@ -7,7 +7,9 @@
 //     vec4 1 + slot + 8g, slot = (r / 8) · 8 · (cols / 32) + r % 8 (q4Slot in buffers.ts), so the 8 rows a
 //     matvec invocation owns are 128 contiguous bytes per group (CPU adapters load memory lane by lane,
 //     and one stream per lane is faster than eight);
-//   from word S: the scales in the same order (row r's group g at word S + slot + 8g).
+//   from word S: the scales, those of groups 2h and 2h + 1 of a row in the low and high half of one word,
+//     blocks of 8 rows as [row / 8][h][row % 8]: the row with slot rb has group g's scale in word
+//     S + (rb - rb % 8) / 2 + 8 · (g / 2) + rb % 8 (q4ScaleWord in buffers.ts).
 // Binding 0: the row-chunk, read as vec4<u32>.
 // weight_row(row, cols): the row's slot; weight_rows4: four rows' slots. Then, for the elements at
 // column k of the row with slot rb: weight_at(rb, k); weight4, weight8(rb, k): elements k..k+3 / k+7 for
@@ -29,15 +31,20 @@ fn weight_rows4(rows: vec4<u32>, cols: u32) -> vec4<u32> {
   return (rows >> vec4<u32>(3u)) * (cols >> 2u) + (rows & vec4<u32>(7u));
 }
 
-// The slot of the group holding column k of the row with slot rb: its values' vec4 index minus 1, and
-// its scale's word index minus S.
+// The slot of the group holding column k of the row with slot rb: its values' vec4 index minus 1.
 fn q4_group(rb: u32, k: u32) -> u32 {
   return rb + 8u * (k >> 5u);
 }
 
+// The scale of group g of the row with slot rb as f32 bits: a bf16 (half of a word) moved to the top.
+fn q4_scale_bits(rb: u32, g: u32) -> u32 {
+  let s = weight[0].x + ((rb & ~7u) >> 1u) + 8u * (g >> 1u) + (rb & 7u);
+  let w = weight[s >> 2u][s & 3u];
+  return select(w << 16u, w & 0xffff0000u, (g & 1u) != 0u);
+}
+
 fn q4_scale(rb: u32, k: u32) -> f32 {
-  let s = weight[0].x + q4_group(rb, k);
-  return bitcast<f32>(weight[s >> 2u][s & 3u]) * (1.0 / 268435456.0);
+  return bitcast<f32>(q4_scale_bits(rb, k >> 5u)) * (1.0 / 268435456.0);
 }
 
 // Nibbles 0..3 (lo) or 4..7 (hi) of a u32 as f32, times 2^28: each nibble moved to the top (the rest

@@ -12,7 +12,7 @@ import { embedding, linear } from "../src/gpu/ops.ts";
 import {
   dequantizeRows,
   f32ToBf16,
-  groupWords,
+  groupBytes,
   loadWeightDtype,
   type QuantDtype,
   quantizeRows,
@@ -74,10 +74,10 @@ Deno.test("quantizeRows: layout, ties away from zero, zero groups", () => {
   g4.set([7, -7, 2.5, -3.5, 0.5, 1, -1, 6.49]);
   g4[8] = -0.5;
   const b4 = quantizeRows(g4, "q4");
-  assert.equal(b4.byteLength, 20);
-  // The values (4 words), then the scale.
+  assert.equal(b4.byteLength, 18);
+  // The values (4 words), then the scale as bf16 (1.0 = 0x3f80).
   const v4 = new DataView(b4.buffer, b4.byteOffset);
-  assert.equal(v4.getFloat32(16, true), 1);
+  assert.equal(v4.getUint16(16, true), 0x3f80);
   // Word 0: nibbles 7, −7 (9), 3, −4 (c), 1, 1, −1 (f), 6 → 0x6f11c397 read as little-endian.
   assert.equal(v4.getUint32(0, true), 0x6f11c397);
   assert.equal(v4.getUint32(4, true) & 0xf, 0xf); // −0.5 → −1
@@ -108,13 +108,14 @@ Deno.test("quantize → dequantize: |x − x̂| ≤ d/2 per element, rms error �
   const w = testWeights(rng, rows, cols);
   for (const [dtype, qmax] of [["q8", 127], ["q4", 7]] as const) {
     const bytes = quantizeRows(w, dtype);
-    assert.equal(bytes.byteLength, rows * cols / 32 * groupWords(dtype) * 4);
+    assert.equal(bytes.byteLength, rows * cols / 32 * groupBytes(dtype));
     const back = dequantizeRows(bytes, dtype, w.length);
     let worst = 0, relSq = 0, n = 0;
     for (let g = 0; g < w.length / 32; g++) {
       let amax = 0;
       for (let j = 0; j < 32; j++) amax = Math.max(amax, Math.abs(w[g * 32 + j]));
-      const d = amax / qmax;
+      // The scale as stored: f32 (q8) or rounded to bf16 (q4).
+      const d = dtype === "q8" ? amax / qmax : bf16Round(amax / qmax);
       for (let j = 0; j < 32; j++) {
         const err = Math.abs(w[g * 32 + j] - back[g * 32 + j]);
         if (d === 0) {
@@ -131,10 +132,17 @@ Deno.test("quantize → dequantize: |x − x̂| ≤ d/2 per element, rms error �
       `${dtype}: max error ${worst.toFixed(4)}·d, rms error ${rms.toFixed(4)}·d (d = max|x| / ${qmax})`,
     );
     assert.ok(worst <= 0.5 + 1e-5, `${dtype}: an element is off by ${worst}·d`);
-    // Uniform rounding error: rms d/√12 = 0.289·d (a bit less for q4, whose max element is exact).
+    // Uniform rounding error: rms d/√12 = 0.289·d (a bit less for q4, whose max element is exact or, its
+    // scale rounded down, clamped 7·(max|x|/7 − d) ≤ 0.014·d off).
     assert.ok(rms > 0.2 && rms < 0.32, `${dtype}: rms error ${rms}·d`);
   }
 });
+
+/** `x` rounded to bf16 (round to nearest even), as quantizeRows stores q4 scales. */
+function bf16Round(x: number): number {
+  const bits = new Uint16Array(f32ToBf16(new Float32Array([x])).slice().buffer)[0];
+  return new Float32Array(new Uint32Array([bits << 16]).buffer)[0];
+}
 
 Deno.test("f32ToBf16 rounds to nearest even and keeps NaN", () => {
   const x = new Float32Array([1 + 2 ** -8, 1 + 3 * 2 ** -8, 1 + 2 ** -8 + 2 ** -20, -2.5, 3.4e38, NaN, -0]);
@@ -180,6 +188,9 @@ Deno.test("loadWeightDtype: which parameters are quantized", () => {
   assert.equal(loadWeightDtype("q4", "F32", [4096, 14336]), "q4");
   assert.equal(loadWeightDtype("q4", "BF16", [1280, 3, 14, 14]), "bf16"); // rows of 588
   assert.equal(loadWeightDtype("q8", "F32", [48, 33]), "bf16");
+  // q4 pairs the scales of two groups: rows of 96 stay bf16, q8 takes them.
+  assert.equal(loadWeightDtype("q4", "BF16", [64, 96]), "bf16");
+  assert.equal(loadWeightDtype("q8", "BF16", [64, 96]), "q8");
 });
 
 // ---------------------------------------------------------------- snippets on the GPU
@@ -189,7 +200,7 @@ function quantWeight(gpu: Gpu, owner: BufferOwner, rows: number, cols: number, d
   const w = testWeights(rng, rows, cols);
   const bytes = quantizeRows(w, dtype);
   const weight = new WeightStorage(owner, [rows, cols], dtype, `w ${dtype}`);
-  assert.equal(weight.rowBytes, cols / 32 * groupWords(dtype) * 4);
+  assert.equal(weight.rowBytes, cols / 32 * groupBytes(dtype));
   // Upload in two pieces, each quantized on its own, as the loader streams them.
   const half = Math.floor(rows / 2);
   weight.writeRows(gpu, 0, quantizeRows(w.subarray(0, half * cols), dtype));
@@ -225,12 +236,12 @@ gpuTest(
     for (const dtype of ["q8", "q4"] as const) {
       await checkLinear(gpu, dtype, 1, 256, 40, 10);
       await checkLinear(gpu, dtype, 3, 64, 33, 11);
-      await checkLinear(gpu, dtype, 13, 96, 22, 12);
+      await checkLinear(gpu, dtype, 13, dtype === "q4" ? 192 : 96, 22, 12);
       await checkLinear(gpu, dtype, 2, 4096, 9, 13);
       // The longest rows quantized in workgroup memory (448 groups; the loop is not cut short), and longer
       // ones, which take the float path.
       await checkLinear(gpu, dtype, 1, 14336, 5, 14);
-      await checkLinear(gpu, dtype, 1, 14368, 3, 15);
+      await checkLinear(gpu, dtype, 1, dtype === "q4" ? 14400 : 14368, 3, 15);
     }
   },
 );
@@ -272,8 +283,9 @@ gpuTest(
     const owner = new BufferOwner(gpu);
     try {
       assert.equal(new WeightStorage(owner, [4, 4096], "q8", "q8").rowBytes, 4096 / 32 * 36);
-      assert.equal(new WeightStorage(owner, [4, 4096], "q4", "q4").rowBytes, 4096 / 32 * 20);
-      assert.throws(() => new WeightStorage(owner, [4, 48], "q4", "bad"), /multiple of 32/);
+      assert.equal(new WeightStorage(owner, [4, 4096], "q4", "q4").rowBytes, 4096 / 32 * 18);
+      assert.throws(() => new WeightStorage(owner, [4, 48], "q8", "bad"), /multiple of 32/);
+      assert.throws(() => new WeightStorage(owner, [4, 96], "q4", "bad"), /multiple of 64/);
       assert.throws(() => new WeightStorage(owner, [4, 64], "q8", "q8").rowRange(0, 0, 32), /no contiguous/);
       // Split across chunks and written in pieces that straddle them: each chunk is the header, the
       // values of its rows, then their scales.
@@ -320,13 +332,17 @@ gpuTest(
  */
 function q4Blocked(piece: Uint8Array, rows: number, cols: number): Uint8Array {
   const gpr = cols / 32, padded = Math.ceil(rows / 8) * 8;
-  const src = new Uint32Array(piece.buffer, piece.byteOffset, piece.byteLength / 4);
-  const out = new Uint32Array(padded * gpr * 5);
+  const src = new Uint32Array(piece.buffer, piece.byteOffset, (rows * gpr * 16) / 4);
+  const scales = new Uint16Array(piece.buffer, piece.byteOffset + rows * gpr * 16, rows * gpr);
+  const out = new Uint32Array(padded * gpr * 4 + (padded * gpr) / 2);
+  const words = new Uint16Array(out.buffer, padded * gpr * 16);
   for (let r = 0; r < rows; r++) {
     for (let g = 0; g < gpr; g++) {
       const slot = Math.floor(r / 8) * 8 * gpr + 8 * g + (r % 8);
       for (let j = 0; j < 4; j++) out[slot * 4 + j] = src[(r * gpr + g) * 4 + j];
-      out[padded * gpr * 4 + slot] = src[rows * gpr * 4 + r * gpr + g];
+      // Scales: [row / 8][group pair][row % 8] words, the even group in the low half.
+      const word = Math.floor(r / 8) * 4 * gpr + 8 * Math.floor(g / 2) + (r % 8);
+      words[2 * word + (g % 2)] = scales[r * gpr + g];
     }
   }
   return new Uint8Array(out.buffer);

@@ -45,7 +45,7 @@ export type LoadProgress = (done: number, total: number) => void;
 export interface UploadOptions {
   /**
    * What weights are stored as on the GPU (default `"auto"`: the source dtype). `"bf16"` converts f32 /
-   * f16 sources; `"q8"` / `"q4"` quantize matrices whose rows are a multiple of 32 long while streaming
+   * f16 sources; `"q8"` / `"q4"` quantize matrices whose rows are a multiple of 32 / 64 long while streaming
    * (see `loadWeightDtype` in quantize.ts). Small vectors (`alwaysF32`) stay f32 whatever this says.
    */
   dtype?: LoadDtype;
@@ -182,7 +182,7 @@ export async function uploadParameters(
         `not enough GPU memory: the model's weights need ${gib(needed)} and allocation failed after ` +
           `${
             gib(allocated)
-          } on ${gpu.description} (${e.message}). Try --dtype q8 or q4 (about 0.56 or 0.31 ` +
+          } on ${gpu.description} (${e.message}). Try --dtype q8 or q4 (about 0.56 or 0.28 ` +
           "of the bf16 size), a smaller model, or a GPU with more memory (on a CPU adapter: more RAM).",
       );
     }

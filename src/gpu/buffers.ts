@@ -136,24 +136,30 @@ export function bindWindow(gpu: Gpu, buffer: GPUBuffer, byteOffset: number, byte
 /**
  * Element types a weight can be stored in on the GPU: bf16 and f16 are packed two per u32; q8 and q4
  * are group-quantized at load time (src/checkpoint/quantize.ts): each run of {@link QUANT_GROUP}
- * elements of a row has one f32 scale, and the values are four int8 per u32 (q8, 8 + 1 u32 per group) or
- * eight int4 per u32 (q4, 4 + 1 u32 per group). A q8 / q4 row-chunk buffer holds a 16-byte header (word
- * 0: the word offset of the scales), the values of all its rows, then their scales: row-major for q8,
- * in blocks of 8 rows for q4 ({@link q4Slot}); see {@link WeightStorage.writeRows}.
+ * elements of a row has one scale, and the values are four int8 per u32 (q8: 8 u32 and an f32 scale per
+ * group) or eight int4 per u32 (q4: 4 u32 and a bf16 scale per group). A q8 / q4 row-chunk buffer holds
+ * a 16-byte header (word 0: the word offset of the scales), the values of all its rows, then their
+ * scales: row-major for q8, in blocks of 8 rows for q4 ({@link q4Slot}, {@link q4ScaleWord}); see
+ * {@link WeightStorage.writeRows}.
  */
 export type WeightDtype = "f32" | "bf16" | "f16" | "q8" | "q4";
 
-/** Elements per quantization group of the q8 / q4 weight dtypes (a row's length must be a multiple). */
+/** Elements per quantization group of the q8 / q4 weight dtypes. */
 export const QUANT_GROUP = 32;
+
+/** What a q8 / q4 row's length must be a multiple of: a group (q8), two groups (q4, whose scales pair up). */
+export function quantRowMultiple(dtype: "q8" | "q4"): number {
+  return dtype === "q4" ? 2 * QUANT_GROUP : QUANT_GROUP;
+}
 
 /** Whether `dtype` is one of the group-quantized types (q8, q4). */
 export function isQuantized(dtype: WeightDtype): dtype is "q8" | "q4" {
   return dtype === "q8" || dtype === "q4";
 }
 
-/** Bytes per element of a {@link WeightDtype}, averaged over a group for q8 (1.125) and q4 (0.625). */
+/** Bytes per element of a {@link WeightDtype}, averaged over a group for q8 (1.125) and q4 (0.5625). */
 export function weightItemSize(dtype: WeightDtype): number {
-  return dtype === "f32" ? 4 : dtype === "q8" ? 36 / QUANT_GROUP : dtype === "q4" ? 20 / QUANT_GROUP : 2;
+  return dtype === "f32" ? 4 : dtype === "q8" ? 36 / QUANT_GROUP : dtype === "q4" ? 18 / QUANT_GROUP : 2;
 }
 
 /** Bytes of a q8 / q4 row-chunk buffer's header (word 0: the word offset of the scales). */
@@ -164,13 +170,24 @@ export const Q4_BLOCK_ROWS = 8;
 
 /**
  * Where row `row` (of its buffer) of a q4 weight with `cols` columns lives: its group g has its values
- * at vec4 1 + slot + 8·g and its scale at word S + slot + 8·g (S: the header's word 0). Rows come in
- * blocks of 8 whose groups interleave, [row / 8][group][row % 8], so that the 8 rows a matvec invocation
- * owns are 128 contiguous bytes per group (one memory stream on CPU adapters instead of eight: q4
- * decoding ~25% faster on llvmpipe). Mirrors `weight_row` in kernels/weight_q4.wgsl.
+ * at vec4 1 + slot + 8·g and its scale in word S + {@link q4ScaleWord}(slot, g) (S: the header's word 0).
+ * Rows come in blocks of 8 whose groups interleave, [row / 8][group][row % 8], so that the 8 rows a matvec
+ * invocation owns are 128 contiguous bytes per group (one memory stream on CPU adapters instead of eight:
+ * q4 decoding ~25% faster on llvmpipe). Mirrors `weight_row` in kernels/weight_q4.wgsl.
  */
 export function q4Slot(row: number, cols: number, width = Q4_BLOCK_ROWS): number {
   return Math.floor(row / width) * width * (cols / QUANT_GROUP) + (row % width);
+}
+
+/**
+ * The word (from S) holding the bf16 scale of group `g` of the row at `slot` ({@link q4Slot}): the scales
+ * of groups 2h and 2h + 1 share a word (low and high half), and a block's words are [row / 8][h][row % 8],
+ * so the 8 rows of a block have the scales of a pair of groups in 8 contiguous words (two vec4 loads in
+ * matvec_q4.wgsl). A word belongs to one row: writing some rows of a block never touches another's.
+ * Mirrors `q4_scale` in kernels/weight_q4.wgsl.
+ */
+export function q4ScaleWord(slot: number, g: number): number {
+  return (slot - (slot % Q4_BLOCK_ROWS)) / 2 + Q4_BLOCK_ROWS * (g >> 1) + (slot % Q4_BLOCK_ROWS);
 }
 
 /** `n` rows cut to whole q4 blocks (when there is at least one): chunks and upload pieces hold whole blocks. */
@@ -193,10 +210,12 @@ function quantValueRowBytes(dtype: "q8" | "q4", cols: number): number {
   return dtype === "q8" ? cols : cols / 2;
 }
 
-/** Bytes of `cols` consecutive elements (a row) in `dtype`; q8 / q4 need `cols % QUANT_GROUP == 0`. */
+/** Bytes of `cols` consecutive elements (a row) in `dtype`; q8 / q4 rows are a multiple of {@link quantRowMultiple}. */
 export function weightRowBytes(dtype: WeightDtype, cols: number): number {
-  if (isQuantized(dtype) && cols % QUANT_GROUP !== 0) {
-    throw new GpuError(`a ${dtype} weight needs rows of a multiple of ${QUANT_GROUP} elements, not ${cols}`);
+  if (isQuantized(dtype) && cols % quantRowMultiple(dtype) !== 0) {
+    throw new GpuError(
+      `a ${dtype} weight needs rows of a multiple of ${quantRowMultiple(dtype)} elements, not ${cols}`,
+    );
   }
   return cols * weightItemSize(dtype);
 }
@@ -409,11 +428,12 @@ function q4Scratch(words: number): Uint32Array {
 }
 
 /**
- * Rows `[i, i + n)` of a q4 piece (`rows` rows: values, then scales) into buffer rows `[dst.row, dst.row + n)`
- * of one chunk, moved into the blocks of {@link q4Slot}. A run of whole blocks is gathered in slot order
- * and written with one write each for values and scales. The rows of a block that is only partly written
- * (at a slice's or a piece's edges) are gathered group-major, `width` slots per group, and written group by
- * group: their slots within a group are contiguous, but groups lie 8 slots apart.
+ * Rows `[i, i + n)` of a q4 piece (`rows` rows: values, then bf16 scales) into buffer rows
+ * `[dst.row, dst.row + n)` of one chunk, moved into the blocks of {@link q4Slot} and {@link q4ScaleWord}.
+ * A run of whole blocks is gathered in slot order and written with one write each for values and scales.
+ * The rows of a block that is only partly written (at a slice's or a piece's edges) are gathered
+ * group-major, `width` slots per group (per pair of groups for the scales), and written group by group:
+ * their slots within a group are contiguous, but groups lie 8 slots apart.
  */
 function writeQ4Segment(
   cols: number,
@@ -425,17 +445,19 @@ function writeQ4Segment(
   write: BytesWriter,
 ): void {
   const gpr = cols / QUANT_GROUP;
+  const pairs = gpr / 2;
   const src = bytes.byteOffset % 4 === 0 ? bytes : bytes.slice();
   const values = new Uint32Array(src.buffer, src.byteOffset, rows * gpr * 4);
-  const scales = new Uint32Array(src.buffer, src.byteOffset + rows * gpr * 16, rows * gpr);
+  const scales = new Uint16Array(src.buffer, src.byteOffset + rows * gpr * 16, rows * gpr);
   const B = Q4_BLOCK_ROWS;
   const end = dst.row + n;
   for (let r = dst.row; r < end;) {
     const full = r % B === 0 ? Math.floor((end - r) / B) * B : 0;
     const count = full || Math.min(end, (Math.floor(r / B) + 1) * B) - r;
-    // The gathered rows in q4Slot's layout, with blocks of `width` rows (a part-block: all its rows).
+    // The gathered rows in the layout of q4Slot and q4ScaleWord, with blocks of `width` rows (a
+    // part-block: all its rows).
     const width = full ? B : count;
-    const space = q4Scratch(count * gpr * 5);
+    const space = q4Scratch(count * gpr * 4 + count * pairs);
     const v = space.subarray(0, count * gpr * 4);
     const sc = space.subarray(count * gpr * 4);
     for (let rr = 0; rr < count; rr++) {
@@ -447,24 +469,40 @@ function writeQ4Segment(
         v[d * 4 + 1] = values[o + 1];
         v[d * 4 + 2] = values[o + 2];
         v[d * 4 + 3] = values[o + 3];
-        sc[d] = scales[s * gpr + g];
+      }
+      // Word of pair h: [rr / width][h][rr % width], groups 2h and 2h + 1 in its low and high half.
+      const sBase = (base - (base % width)) / 2 + (rr % width);
+      for (let h = 0; h < pairs; h++) {
+        sc[sBase + width * h] = scales[s * gpr + 2 * h] | (scales[s * gpr + 2 * h + 1] << 16);
       }
     }
     const slot0 = q4Slot(r, cols);
-    const runs = full ? [[0, count * gpr]] : Array.from({ length: gpr }, (_, g) => [g * count, count]);
-    for (const [at, len] of runs) {
-      // Gathered slot `at` is buffer slot slot0 + at for whole blocks, slot0 + 8g for group g of a part.
-      const slot = full ? slot0 + at : slot0 + B * (at / count);
+    if (full) {
       write(
         dst.buffer,
-        QUANT_HEADER_BYTES + slot * 16,
-        new Uint8Array(v.buffer, v.byteOffset + at * 16, len * 16),
+        QUANT_HEADER_BYTES + slot0 * 16,
+        new Uint8Array(v.buffer, v.byteOffset, v.byteLength),
       );
       write(
         dst.buffer,
-        dst.scaleStart + slot * 4,
-        new Uint8Array(sc.buffer, sc.byteOffset + at * 4, len * 4),
+        dst.scaleStart + q4ScaleWord(slot0, 0) * 4,
+        new Uint8Array(sc.buffer, sc.byteOffset, sc.byteLength),
       );
+    } else {
+      for (let g = 0; g < gpr; g++) {
+        write(
+          dst.buffer,
+          QUANT_HEADER_BYTES + (slot0 + B * g) * 16,
+          new Uint8Array(v.buffer, v.byteOffset + g * count * 16, count * 16),
+        );
+      }
+      for (let h = 0; h < pairs; h++) {
+        write(
+          dst.buffer,
+          dst.scaleStart + q4ScaleWord(slot0, 2 * h) * 4,
+          new Uint8Array(sc.buffer, sc.byteOffset + h * count * 4, count * 4),
+        );
+      }
     }
     r += count;
   }
