@@ -259,7 +259,9 @@ async function* runDecoder(
   } finally {
     // A step recorded but never submitted (all sequences stopped) frees its temporaries; steps still in
     // flight finish before their buffers go away.
-    (ahead as RecordedStep | null)?.rec.temps.destroy();
+    const unsubmitted = ahead as RecordedStep | null;
+    unsubmitted?.rec.temps.destroy();
+    unsubmitted?.readback.discard();
     await Promise.allSettled(pending);
     owner.destroy();
     if (stats) {

@@ -27,6 +27,11 @@ export class Readback {
     rec.copy(src, srcOffset, this.#buffer, 0, Math.ceil(bytes / 4) * 4);
   }
 
+  /** Frees the staging buffer of a readback that will not be read (its recording was never submitted). */
+  discard(): void {
+    this.#buffer.destroy();
+  }
+
   /** Resolves with the bytes once the submitted work has produced them (call after `rec.submit()`). */
   async read(): Promise<Uint8Array> {
     const gpu = this.#gpu;
