@@ -124,10 +124,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       d2 += vec4<f32>(dot(q0, k2), dot(q1, k2), dot(q2, k2), dot(q3, k2));
       d3 += vec4<f32>(dot(q0, k3), dot(q1, k3), dot(q2, k3), dot(q3, k3));
     }
-    let s0 = select(vec4<f32>(NEG), d0 * p.scale, j0 < end && allowed(tl, qi, j0));
-    let s1 = select(vec4<f32>(NEG), d1 * p.scale, j0 + 64u < end && allowed(tl, qi, j0 + 64u));
-    let s2 = select(vec4<f32>(NEG), d2 * p.scale, j0 + 128u < end && allowed(tl, qi, j0 + 128u));
-    let s3 = select(vec4<f32>(NEG), d3 * p.scale, j0 + 192u < end && allowed(tl, qi, j0 + 192u));
+    // allowed() gets the clamped key too: front ends that evaluate both sides of && stay in bounds.
+    let s0 = select(vec4<f32>(NEG), d0 * p.scale, j0 < end && allowed(tl, qi, min(j0, last)));
+    let s1 = select(vec4<f32>(NEG), d1 * p.scale, j0 + 64u < end && allowed(tl, qi, min(j0 + 64u, last)));
+    let s2 = select(vec4<f32>(NEG), d2 * p.scale, j0 + 128u < end && allowed(tl, qi, min(j0 + 128u, last)));
+    let s3 = select(vec4<f32>(NEG), d3 * p.scale, j0 + 192u < end && allowed(tl, qi, min(j0 + 192u, last)));
     sc[lid] = s0;
     sc[lid + 64u] = s1;
     sc[lid + 128u] = s2;

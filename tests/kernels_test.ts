@@ -327,7 +327,7 @@ gpuTest(
 
 gpuTest("stacked weights split: a stack over several chunks, slices across chunk boundaries", async () => {
   const gpu = await testGpu(SPLIT_BYTES);
-  // bf16 K=64: 128-byte rows, ~31 per chunk; f32 K=32 likewise; q4 K=64: 40-byte rows.
+  // bf16 K=64: 128-byte rows, ~31 per chunk; f32 K=32 likewise; q4 K=64: 36-byte rows.
   assert.ok(await checkStacked(gpu, "bf16", 1, 64, [50, 25, 25], 170) >= 3);
   assert.ok(await checkStacked(gpu, "f32", 3, 32, [70, 33], 171) >= 3);
   assert.ok(await checkStacked(gpu, "q4", 1, 64, [90, 45, 45], 172) >= 2);

@@ -59,7 +59,8 @@ export function loadWeightDtype(load: LoadDtype, source: SafetensorsDtype, shape
 
 /**
  * Quantizes rows of f32 values (`values.length` a multiple of 32; rows concatenated, each a multiple of
- * 32 long, so groups never straddle rows) into the q8 / q4 piece layout: the packed values of all groups,
+ * 32 long, so groups never straddle rows; `WeightStorage` takes q4 rows of a multiple of 64 only, see
+ * `quantRowMultiple`) into the q8 / q4 piece layout: the packed values of all groups,
  * then their scales (f32 for q8, bf16 for q4). Writes into `out` when given (at least
  * `values.length / 32 · groupBytes` bytes, 4-byte aligned) and returns the bytes written.
  */

@@ -202,6 +202,17 @@ async function* runDecoder(
   let submitted = 0;
   // The step recorded next, not yet submitted.
   let ahead: RecordedStep | null = null;
+  let failed = false;
+  // Submits a recorded step (freeing what it holds if that fails).
+  const submit = (step: RecordedStep) => {
+    try {
+      gpu.scoped(() => step.rec.submit());
+    } catch (e) {
+      step.rec.temps.destroy();
+      step.readback.discard();
+      throw e;
+    }
+  };
   try {
     const recordStep = (step: number): RecordedStep =>
       gpu.scoped(() => {
@@ -231,11 +242,13 @@ async function* runDecoder(
       });
     // Submits the recorded step, records the one after it while the GPU computes, and only then asks for
     // the submitted step's ids: Deno's mapAsync waits (blocking) until the queue is idle, so a step
-    // recorded after that call would leave the GPU idle for as long as its recording takes.
+    // recorded after that call would leave the GPU idle for as long as its recording takes. So one step
+    // is always recorded ahead (and runs even when the sequences stop; stats.prefill_ms includes
+    // recording step 1), and a WebGPU error in recording step t + 1 surfaces in step t's readback.
     const submitStep = () => {
       const current = ahead ?? recordStep(submitted);
       ahead = null;
-      gpu.scoped(() => current.rec.submit());
+      submit(current);
       submitted++;
       try {
         if (submitted < maxNew) ahead = recordStep(submitted);
@@ -256,12 +269,26 @@ async function* runDecoder(
       received++;
       if (stopSet.size > 0 && stopped.every(Boolean)) break;
     }
+  } catch (e) {
+    failed = true;
+    throw e;
   } finally {
-    // A step recorded but never submitted (all sequences stopped) frees its temporaries; steps still in
-    // flight finish before their buffers go away.
+    // A step recorded ahead has advanced the KV caches' slot counters: when every sequence stopped (or
+    // the caller stopped reading) it runs too, so that its slots hold what it computed rather than
+    // nothing; after an error it only frees what it holds. Steps in flight finish before their buffers go
+    // away.
     const unsubmitted = ahead as RecordedStep | null;
-    unsubmitted?.rec.temps.destroy();
-    unsubmitted?.readback.discard();
+    if (unsubmitted && failed) {
+      unsubmitted.rec.temps.destroy();
+      unsubmitted.readback.discard();
+    } else if (unsubmitted) {
+      try {
+        submit(unsubmitted);
+        pending.push(unsubmitted.readback.read());
+      } catch {
+        // submit freed what the step holds; a lost device fails the next call on it (Gpu.assertAlive).
+      }
+    }
     await Promise.allSettled(pending);
     owner.destroy();
     if (stats) {

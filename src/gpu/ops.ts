@@ -14,6 +14,7 @@ import {
   type BoundWindow,
   BufferOwner,
   QUANT_GROUP,
+  quantRowMultiple,
   type ScratchPool,
   type WeightChunk,
   type WeightDtype,
@@ -468,7 +469,8 @@ export function linearSplit(
  * (matvec_q8.wgsl, matvec_q4.wgsl): quantized weights (whose rows are whole quantization groups).
  */
 function usesInt8Activations(gpu: Gpu, weight: WeightStorage): boolean {
-  return (weight.dtype === "q8" || weight.dtype === "q4") && weight.cols % QUANT_GROUP === 0 &&
+  return (weight.dtype === "q8" || weight.dtype === "q4") &&
+    weight.cols % quantRowMultiple(weight.dtype) === 0 &&
     weight.cols <= MAX_INT8_K && gpu.limits.maxWorkgroupStorageBytes >= INT8_WORKGROUP_BYTES;
 }
 
