@@ -329,7 +329,8 @@ export async function profileDecode(state: DecodeState, steps: number): Promise<
   try {
     for (let i = 0; i < steps; i++) {
       gpu.scoped(() => {
-        const rec = new Recorder(gpu);
+        // The model's scratch pool, as the generation loop records with (and so its bind groups reused).
+        const rec = new Recorder(gpu, state.model.scratch_pool);
         recs.push(rec);
         const out = state.record(rec);
         if (i === steps - 1) rb = new Readback(rec, out, 0, 4);

@@ -1,7 +1,8 @@
 /** The GPU layer's promises: clear errors when WebGPU is missing, and WebGPU errors raised as exceptions. */
 import assert from "node:assert/strict";
 import { BufferOwner, DeviceTensor, Gpu, GpuError, Recorder } from "../mod.ts";
-import { swiglu } from "../src/gpu/ops.ts";
+import { bindGroupsOf } from "../src/gpu/bind_groups.ts";
+import { pack, swiglu } from "../src/gpu/ops.ts";
 
 Deno.test("no adapter: the error says what to install", async () => {
   const original = navigator.gpu.requestAdapter;
@@ -78,6 +79,54 @@ Deno.test("a WebGPU validation error surfaces as an exception at the next read, 
     // The error is reported once; later work runs normally.
     const ok = await new DeviceTensor(gpu, owner.storage(16, "d"), [4], "f32").read();
     assert.deepEqual(Array.from(ok.data), [0, 0, 0, 0]);
+  } finally {
+    gpu.destroy();
+  }
+});
+
+Deno.test("bind groups: a dispatch recorded again reuses its bind group, and only with the same parameters", async () => {
+  const gpu = await Gpu.acquire({ quiet: true });
+  try {
+    const cache = bindGroupsOf(gpu);
+    const owner = new BufferOwner(gpu);
+    const n = 32;
+    let gate = Float32Array.from({ length: n }, (_, i) => Math.sin(i) * 2);
+    const up = Float32Array.from({ length: n }, (_, i) => Math.cos(i * 0.7));
+    const g = owner.upload(gate, "gate");
+    const u = owner.upload(up, "up");
+    // swiglu_vec4 writes silu(gate) · up into gate: each recording's result is the next one's input.
+    const run = async (count: number) => {
+      gpu.scoped(() => {
+        const rec = new Recorder(gpu);
+        // The whole buffers bound whatever the count: only the parameters tell the dispatches apart.
+        rec.dispatch("swiglu_vec4", undefined, [g, u], pack("uuu", [count / 4, 0, 0]), [1, 1, 1]);
+        rec.submit();
+      });
+      const want = Float32Array.from(gate, (x, i) => i < count ? x / (1 + Math.exp(-x)) * up[i] : x);
+      const got = (await new DeviceTensor(gpu, g, [n], "f32").read()).data;
+      for (let i = 0; i < n; i++) {
+        assert.ok(Math.abs(got[i] - want[i]) <= 1e-6, `element ${i}: ${got[i]} vs ${want[i]}`);
+      }
+      gate = want;
+    };
+    const before = { ...cache.stats };
+    await run(n); // first sighting: the recording's own uniform arena
+    assert.deepEqual(cache.stats, before);
+    await run(n); // second: a bind group of its own
+    assert.equal(cache.stats.made, before.made + 1);
+    await run(n); // third: reused
+    assert.equal(cache.stats.hits, before.hits + 1);
+    // The same buffers with other parameters do not hit it (twice: the second makes their own).
+    await run(16);
+    await run(16);
+    assert.equal(cache.stats.hits, before.hits + 1);
+    await run(16);
+    await run(n);
+    assert.equal(cache.stats.hits, before.hits + 3);
+    // Destroying a buffer drops the bind groups that bind it (binding a destroyed buffer panics wgpu).
+    const size = cache.size;
+    owner.destroy();
+    assert.equal(cache.size, size - 2);
   } finally {
     gpu.destroy();
   }

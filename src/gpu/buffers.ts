@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { bindGroupsOf } from "./bind_groups.ts";
 import { type Gpu, GpuError } from "./device.ts";
 import type { BytesWriter } from "./upload_ring.ts";
 
@@ -88,9 +89,13 @@ export class BufferOwner {
     if (this.#buffers.delete(buffer)) this.bytes -= buffer.size;
   }
 
-  /** Destroys every buffer still owned. */
+  /** Destroys every buffer still owned (and the cached bind groups that bind them). */
   destroy(): void {
-    for (const b of this.#buffers) b.destroy();
+    const bindGroups = bindGroupsOf(this.gpu);
+    for (const b of this.#buffers) {
+      bindGroups.forget(b);
+      b.destroy();
+    }
     this.#buffers.clear();
     this.bytes = 0;
   }

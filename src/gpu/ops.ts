@@ -20,6 +20,7 @@ import {
   type WeightDtype,
   type WeightStorage,
 } from "./buffers.ts";
+import { bindGroupsOf } from "./bind_groups.ts";
 import { pipelinesOf } from "./pipelines.ts";
 import type { KernelName } from "../../kernels/sources.ts";
 
@@ -102,16 +103,20 @@ export class Recorder {
     params: ArrayBuffer,
     groups: [number, number, number],
   ): void {
-    const pipeline = pipelinesOf(this.gpu).get(kernel, weight);
-    const entries: GPUBindGroupEntry[] = resources.map((r, i) => ({
-      binding: i,
-      resource: r instanceof GPUBuffer ? { buffer: r } : r,
-    }));
-    entries.push({ binding: resources.length, resource: this.#uniform(params) });
-    const bindGroup = this.gpu.device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries,
-    });
+    const pipelines = pipelinesOf(this.gpu);
+    const pipeline = pipelines.get(kernel, weight);
+    const layout = pipelines.layout(pipeline);
+    // A dispatch recorded before with the same buffers and parameters (a decode step's) reuses its bind
+    // group; others bind their parameters from this recording's arena.
+    let bindGroup = bindGroupsOf(this.gpu).get(pipeline, layout, resources, params);
+    if (!bindGroup) {
+      const entries: GPUBindGroupEntry[] = resources.map((r, i) => ({
+        binding: i,
+        resource: r instanceof GPUBuffer ? { buffer: r } : r,
+      }));
+      entries.push({ binding: resources.length, resource: this.#uniform(params) });
+      bindGroup = this.gpu.device.createBindGroup({ layout, entries });
+    }
     this.#pass.setPipeline(pipeline);
     this.#pass.setBindGroup(0, bindGroup);
     this.#pass.dispatchWorkgroups(...groups);

@@ -14,6 +14,7 @@ import { type KernelName, KERNELS, SUBGROUP_KERNELS, WEIGHT_SNIPPETS } from "../
 export class PipelineCache {
   readonly gpu: Gpu;
   #pipelines = new Map<string, GPUComputePipeline>();
+  #layouts = new WeakMap<GPUComputePipeline, GPUBindGroupLayout>();
 
   /** @param gpu the device pipelines are compiled for */
   constructor(gpu: Gpu) {
@@ -37,6 +38,13 @@ export class PipelineCache {
       this.#pipelines.set(key, pipeline);
     }
     return pipeline;
+  }
+
+  /** The layout of a pipeline's bind group 0 (`getBindGroupLayout` makes a new object per call). */
+  layout(pipeline: GPUComputePipeline): GPUBindGroupLayout {
+    let layout = this.#layouts.get(pipeline);
+    if (!layout) this.#layouts.set(pipeline, layout = pipeline.getBindGroupLayout(0));
+    return layout;
   }
 }
 

@@ -1,0 +1,137 @@
+/**
+ * Bind groups reused across recordings. A decode step records the same dispatches (pipeline, buffers,
+ * parameters) step after step, and creating their bind groups took half of a step's recording time
+ * (~21 µs each with Deno 2.9: 1.5 of 3 ms for a bench_small step). On a GPU, where a step computes in
+ * about the time it takes to record, that recording time is the decode rate's limit.
+ *
+ * A dispatch's key is its pipeline, its bindings (buffer, offset, size) and its parameter bytes. A key
+ * seen a second time gets a bind group of its own, its parameters in a small uniform buffer written at
+ * creation and never again, so that no later write can reach work already recorded. Keys seen once (a
+ * step's position, a fresh mask buffer) keep using the recording's uniform arena. The least recently
+ * used entries are dropped past a bound; their buffers go with the bind groups once nothing refers to
+ * them (a buffer still bound in an unsubmitted recording must not be destroyed).
+ *
+ * @module
+ */
+import type { Gpu } from "./device.ts";
+
+/** Cached bind groups kept per device. */
+const CAPACITY = 2048;
+
+/** Keys seen once that are remembered (the set is emptied past this). */
+const SEEN_CAPACITY = 8192;
+
+/** A device's reusable bind groups (see the module comment). */
+export class BindGroupCache {
+  readonly gpu: Gpu;
+  #ids = new WeakMap<object, number>();
+  #nextId = 1;
+  /** Insertion order is recency: a hit moves its entry to the end. */
+  #entries = new Map<string, { group: GPUBindGroup; buffers: number[] }>();
+  /** The keys of the entries that bind each buffer (by id). */
+  #byBuffer = new Map<number, Set<string>>();
+  #seen = new Set<string>();
+  /** Hits and bind groups made, for tests and benches. */
+  readonly stats = { hits: 0, made: 0 };
+
+  /** Bind groups held. */
+  get size(): number {
+    return this.#entries.size;
+  }
+
+  /** @param gpu the device the bind groups are made on */
+  constructor(gpu: Gpu) {
+    this.gpu = gpu;
+  }
+
+  #id(o: object): number {
+    let id = this.#ids.get(o);
+    if (id === undefined) this.#ids.set(o, id = this.#nextId++);
+    return id;
+  }
+
+  /**
+   * The bind group of a dispatch of `pipeline` with `resources` at bindings 0…n−1 and `params` as the
+   * uniform at binding n, when the same dispatch was seen before; else null (the caller binds `params`
+   * from its own arena).
+   */
+  get(
+    pipeline: GPUComputePipeline,
+    layout: GPUBindGroupLayout,
+    resources: (GPUBuffer | GPUBufferBinding)[],
+    params: ArrayBuffer,
+  ): GPUBindGroup | null {
+    let key = `${this.#id(pipeline)}`;
+    for (const r of resources) {
+      key += r instanceof GPUBuffer
+        ? `|${this.#id(r)}`
+        : `|${this.#id(r.buffer)}:${r.offset ?? 0}:${r.size ?? "-"}`;
+    }
+    key += `|${new Uint32Array(params).join(",")}`;
+    const hit = this.#entries.get(key);
+    if (hit) {
+      this.#entries.delete(key);
+      this.#entries.set(key, hit);
+      this.stats.hits++;
+      return hit.group;
+    }
+    if (!this.#seen.has(key)) {
+      if (this.#seen.size >= SEEN_CAPACITY) this.#seen.clear();
+      this.#seen.add(key);
+      return null;
+    }
+    this.#seen.delete(key);
+    const uniform = this.gpu.device.createBuffer({
+      label: "cached uniform",
+      size: Math.max(16, Math.ceil(params.byteLength / 16) * 16),
+      usage: GPUBufferUsage.UNIFORM,
+      mappedAtCreation: true,
+    });
+    new Uint8Array(uniform.getMappedRange()).set(new Uint8Array(params));
+    uniform.unmap();
+    const entries: GPUBindGroupEntry[] = resources.map((r, i) => ({
+      binding: i,
+      resource: r instanceof GPUBuffer ? { buffer: r } : r,
+    }));
+    entries.push({ binding: resources.length, resource: { buffer: uniform } });
+    const group = this.gpu.device.createBindGroup({ layout, entries });
+    if (this.#entries.size >= CAPACITY) this.#drop(this.#entries.keys().next().value!);
+    const buffers = resources.map((r) => this.#id(r instanceof GPUBuffer ? r : r.buffer));
+    this.#entries.set(key, { group, buffers });
+    for (const id of buffers) {
+      let keys = this.#byBuffer.get(id);
+      if (!keys) this.#byBuffer.set(id, keys = new Set());
+      keys.add(key);
+    }
+    this.stats.made++;
+    return group;
+  }
+
+  /**
+   * Drops the bind groups that bind `buffer`, which is being destroyed (BufferOwner.destroy): a bind
+   * group over a destroyed buffer must never be bound again (wgpu panics rather than report it).
+   */
+  forget(buffer: GPUBuffer): void {
+    const id = this.#ids.get(buffer);
+    const keys = id === undefined ? undefined : this.#byBuffer.get(id);
+    if (!keys) return;
+    for (const key of [...keys]) this.#drop(key);
+    this.#byBuffer.delete(id!);
+  }
+
+  #drop(key: string): void {
+    const entry = this.#entries.get(key);
+    if (!entry) return;
+    this.#entries.delete(key);
+    for (const id of entry.buffers) this.#byBuffer.get(id)?.delete(key);
+  }
+}
+
+const caches = new WeakMap<Gpu, BindGroupCache>();
+
+/** The bind group cache of a device. */
+export function bindGroupsOf(gpu: Gpu): BindGroupCache {
+  let cache = caches.get(gpu);
+  if (!cache) caches.set(gpu, cache = new BindGroupCache(gpu));
+  return cache;
+}
