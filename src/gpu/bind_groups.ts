@@ -8,14 +8,15 @@
  * seen a second time gets a bind group of its own, its parameters in a small uniform buffer written at
  * creation and never again, so that no later write can reach work already recorded. Keys seen once (a
  * step's position, a fresh mask buffer) keep using the recording's uniform arena. The least recently
- * used entries are dropped past a bound; their buffers go with the bind groups once nothing refers to
- * them (a buffer still bound in an unsubmitted recording must not be destroyed).
+ * used entries are dropped past a bound, and their uniform buffers go with the bind groups once nothing
+ * refers to them (not destroyed: one may still be bound in a recording not yet submitted). Destroying a
+ * buffer through its owner drops the entries that bind it ({@link BindGroupCache.forget}).
  *
  * @module
  */
 import type { Gpu } from "./device.ts";
 
-/** Cached bind groups kept per device. */
+/** The most bind groups kept per device. */
 const CAPACITY = 2048;
 
 /** Keys seen once that are remembered (the set is emptied past this). */
