@@ -24,7 +24,13 @@
  *
  * @module
  */
-import { isQuantized, QUANT_GROUP, quantRowMultiple, type WeightDtype } from "../gpu/buffers.ts";
+import {
+  isQuantized,
+  QUANT_GROUP,
+  quantRowMultiple,
+  type WeightDtype,
+  weightItemSize,
+} from "../gpu/buffers.ts";
 import { f16ToF32, type SafetensorsDtype } from "./safetensors.ts";
 
 export { QUANT_GROUP };
@@ -41,7 +47,7 @@ export type LoadDtype = "auto" | "bf16" | "q8" | "q4";
 
 /** Bytes per group of 32 weights in a piece of {@link quantizeRows}: the packed values plus the scale. */
 export function groupBytes(dtype: QuantDtype): number {
-  return dtype === "q8" ? 36 : 18;
+  return weightItemSize(dtype) * QUANT_GROUP;
 }
 
 /**
@@ -160,11 +166,15 @@ export function dequantizeRows(bytes: Uint8Array, dtype: QuantDtype, n: number):
 const bits32 = new Uint32Array(1);
 const float32 = new Float32Array(bits32.buffer);
 
-/** The bf16 bit pattern nearest a finite non-negative f32 (ties to even). */
+/** The bf16 bit pattern of an f32 value (round to nearest even; NaN stays NaN). */
 function bf16Bits(x: number): number {
   float32[0] = x;
-  const u = bits32[0];
-  return (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
+  return bf16FromF32Bits(bits32[0]);
+}
+
+/** {@link bf16Bits} of f32 bit pattern `u`. */
+function bf16FromF32Bits(u: number): number {
+  return (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x40 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
 }
 
 /** The f32 value of a bf16 bit pattern. */
@@ -185,10 +195,7 @@ export function f32ToBf16(values: Float32Array, into?: Uint8Array): Uint8Array {
   const out = into
     ? new Uint16Array(into.buffer, into.byteOffset, values.length)
     : new Uint16Array(values.length);
-  for (let i = 0; i < src.length; i++) {
-    const u = src[i];
-    out[i] = (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x40 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
-  }
+  for (let i = 0; i < src.length; i++) out[i] = bf16FromF32Bits(src[i]);
   return new Uint8Array(out.buffer, out.byteOffset, values.length * 2);
 }
 
