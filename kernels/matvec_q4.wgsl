@@ -92,10 +92,6 @@ fn rows_group(g: u32, wa: vec4<u32>, wb: vec4<u32>, da: vec4<u32>, db: vec4<u32>
   );
 }
 
-fn scale_word(s: u32) -> u32 {
-  return weight[s >> 2u][s & 3u];
-}
-
 @compute @workgroup_size(64)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let n_base = matvec_base(wid.x, lid);
@@ -106,19 +102,19 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   }
   // The invocation's rows as vec4 index of their values in group 0 (group g is 8g further: weight_rows4
   // and q4_group in weight_q4.wgsl) and word index of their scales of groups 0 and 1 (pair h is 8h
-  // further: q4_scale_bits).
+  // further: q4_scale_word).
   let rows = matvec_rows(n_base);
   let slot_a = weight_rows4(rows.a, p.K);
   let slot_b = weight_rows4(rows.b, p.K);
   let wa = 1u + slot_a;
   let wb = 1u + slot_b;
-  let s0 = vec4<u32>(weight[0].x);
-  let sa = s0 + ((slot_a & vec4<u32>(~7u)) >> vec4<u32>(1u)) + (slot_a & vec4<u32>(7u));
-  let sb = s0 + ((slot_b & vec4<u32>(~7u)) >> vec4<u32>(1u)) + (slot_b & vec4<u32>(7u));
-  // Rows from a block's first on (the weight starts at a whole block of its buffer): the 8 rows' scale
-  // words are one aligned run (S, a multiple of 4, and the block's words, of 8), read as two vec4. Past
-  // the last row they are the block's other (padding) rows: products not stored.
-  let whole = ((n_base + p.w_row0) & 7u) == 0u;
+  let sa = vec4<u32>(q4_scale_word(slot_a.x), q4_scale_word(slot_a.y), q4_scale_word(slot_a.z), q4_scale_word(slot_a.w));
+  let sb = vec4<u32>(q4_scale_word(slot_b.x), q4_scale_word(slot_b.y), q4_scale_word(slot_b.z), q4_scale_word(slot_b.w));
+  // An invocation's 8 rows start at a multiple of 8 (matvec_base): where the weight starts at a whole
+  // block of its buffer, they are one block, whose scale words are one aligned run (S, a multiple of 4,
+  // and the block's words, of 8), read as two vec4. Past the last row they are the block's other
+  // (padding) rows: products not stored.
+  let whole = (p.w_row0 & 7u) == 0u;
   var acc_a = vec4<f32>(0.0);
   var acc_b = vec4<f32>(0.0);
   for (var h = 0u; h < p.K / 64u; h++) {
@@ -130,8 +126,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
       da = weight[v];
       db = weight[v + 1u];
     } else {
-      da = vec4<u32>(scale_word(sa.x + so), scale_word(sa.y + so), scale_word(sa.z + so), scale_word(sa.w + so));
-      db = vec4<u32>(scale_word(sb.x + so), scale_word(sb.y + so), scale_word(sb.z + so), scale_word(sb.w + so));
+      da = vec4<u32>(weight_word(sa.x + so), weight_word(sa.y + so), weight_word(sa.z + so), weight_word(sa.w + so));
+      db = vec4<u32>(weight_word(sb.x + so), weight_word(sb.y + so), weight_word(sb.z + so), weight_word(sb.w + so));
     }
     // Groups 2h and 2h + 1: the low and the high halves, each moved to the top of an f32.
     let even = rows_group(2u * h, wa, wb, da << vec4<u32>(16u), db << vec4<u32>(16u));

@@ -36,10 +36,20 @@ fn q4_group(rb: u32, k: u32) -> u32 {
   return rb + 8u * (k >> 5u);
 }
 
+// The word holding the scales of groups 0 and 1 of the row with slot rb (groups 2h and 2h + 1: 8h words
+// further; q4ScaleWord in buffers.ts).
+fn q4_scale_word(rb: u32) -> u32 {
+  return weight[0].x + ((rb & ~7u) >> 1u) + (rb & 7u);
+}
+
+// Word s of the buffer.
+fn weight_word(s: u32) -> u32 {
+  return weight[s >> 2u][s & 3u];
+}
+
 // The scale of group g of the row with slot rb as f32 bits: a bf16 (half of a word) moved to the top.
 fn q4_scale_bits(rb: u32, g: u32) -> u32 {
-  let s = weight[0].x + ((rb & ~7u) >> 1u) + 8u * (g >> 1u) + (rb & 7u);
-  let w = weight[s >> 2u][s & 3u];
+  let w = weight_word(q4_scale_word(rb) + 8u * (g >> 1u));
   return select(w << 16u, w & 0xffff0000u, (g & 1u) != 0u);
 }
 
