@@ -52,16 +52,18 @@ export class BindGroupCache {
   }
 
   /**
-   * The bind group of a dispatch of `pipeline` with `resources` at bindings 0…n−1 and `params` as the
-   * uniform at binding n, when the same dispatch was seen before; else null (the caller binds `params`
-   * from its own arena).
+   * The bind group of a dispatch of `pipeline` (bind group `layout`) with `resources` at bindings 0…n−1
+   * and `params` as the uniform at binding n: the one made before for the same dispatch, a new one of
+   * its own when the dispatch is seen the second time, else (first sighting) one that binds the
+   * parameters where `arena` puts them (the recording's uniform arena).
    */
-  get(
+  bind(
     pipeline: GPUComputePipeline,
     layout: GPUBindGroupLayout,
     resources: (GPUBuffer | GPUBufferBinding)[],
     params: ArrayBuffer,
-  ): GPUBindGroup | null {
+    arena: (params: ArrayBuffer) => GPUBufferBinding,
+  ): GPUBindGroup {
     let key = `${this.#id(pipeline)}`;
     for (const r of resources) {
       key += r instanceof GPUBuffer
@@ -79,7 +81,7 @@ export class BindGroupCache {
     if (!this.#seen.has(key)) {
       if (this.#seen.size >= SEEN_CAPACITY) this.#seen.clear();
       this.#seen.add(key);
-      return null;
+      return this.#make(layout, resources, arena(params));
     }
     this.#seen.delete(key);
     const uniform = this.gpu.device.createBuffer({
@@ -90,12 +92,7 @@ export class BindGroupCache {
     });
     new Uint8Array(uniform.getMappedRange()).set(new Uint8Array(params));
     uniform.unmap();
-    const entries: GPUBindGroupEntry[] = resources.map((r, i) => ({
-      binding: i,
-      resource: r instanceof GPUBuffer ? { buffer: r } : r,
-    }));
-    entries.push({ binding: resources.length, resource: { buffer: uniform } });
-    const group = this.gpu.device.createBindGroup({ layout, entries });
+    const group = this.#make(layout, resources, { buffer: uniform });
     if (this.#entries.size >= CAPACITY) this.#drop(this.#entries.keys().next().value!);
     const buffers = resources.map((r) => this.#id(r instanceof GPUBuffer ? r : r.buffer));
     this.#entries.set(key, { group, buffers });
@@ -108,8 +105,21 @@ export class BindGroupCache {
     return group;
   }
 
+  #make(
+    layout: GPUBindGroupLayout,
+    resources: (GPUBuffer | GPUBufferBinding)[],
+    uniform: GPUBufferBinding,
+  ): GPUBindGroup {
+    const entries: GPUBindGroupEntry[] = resources.map((r, i) => ({
+      binding: i,
+      resource: r instanceof GPUBuffer ? { buffer: r } : r,
+    }));
+    entries.push({ binding: resources.length, resource: uniform });
+    return this.gpu.device.createBindGroup({ layout, entries });
+  }
+
   /**
-   * Drops the bind groups that bind `buffer`, which is being destroyed (BufferOwner.destroy): a bind
+   * Drops the bind groups that bind `buffer`, which is being destroyed (destroyBuffer in buffers.ts): a bind
    * group over a destroyed buffer must never be bound again (wgpu panics rather than report it).
    */
   forget(buffer: GPUBuffer): void {

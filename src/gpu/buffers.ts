@@ -89,16 +89,21 @@ export class BufferOwner {
     if (this.#buffers.delete(buffer)) this.bytes -= buffer.size;
   }
 
-  /** Destroys every buffer still owned (and the cached bind groups that bind them). */
+  /** Destroys every buffer still owned. */
   destroy(): void {
-    const bindGroups = bindGroupsOf(this.gpu);
-    for (const b of this.#buffers) {
-      bindGroups.forget(b);
-      b.destroy();
-    }
+    for (const b of this.#buffers) destroyBuffer(this.gpu, b);
     this.#buffers.clear();
     this.bytes = 0;
   }
+}
+
+/**
+ * Destroys a buffer that dispatches may have bound, and the cached bind groups that bind it
+ * (src/gpu/bind_groups.ts): one bound again after the buffer is gone would crash wgpu.
+ */
+export function destroyBuffer(gpu: Gpu, buffer: GPUBuffer): void {
+  bindGroupsOf(gpu).forget(buffer);
+  buffer.destroy();
 }
 
 /** Writes bytes into a buffer, padding the tail to the 4-byte multiple `writeBuffer` requires. */

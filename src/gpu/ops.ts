@@ -108,15 +108,13 @@ export class Recorder {
     const layout = pipelines.layout(pipeline);
     // A dispatch recorded before with the same buffers and parameters (a decode step's) reuses its bind
     // group; others bind their parameters from this recording's arena.
-    let bindGroup = bindGroupsOf(this.gpu).get(pipeline, layout, resources, params);
-    if (!bindGroup) {
-      const entries: GPUBindGroupEntry[] = resources.map((r, i) => ({
-        binding: i,
-        resource: r instanceof GPUBuffer ? { buffer: r } : r,
-      }));
-      entries.push({ binding: resources.length, resource: this.#uniform(params) });
-      bindGroup = this.gpu.device.createBindGroup({ layout, entries });
-    }
+    const bindGroup = bindGroupsOf(this.gpu).bind(
+      pipeline,
+      layout,
+      resources,
+      params,
+      (p) => this.#uniform(p),
+    );
     this.#pass.setPipeline(pipeline);
     this.#pass.setBindGroup(0, bindGroup);
     this.#pass.dispatchWorkgroups(...groups);

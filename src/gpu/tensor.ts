@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { bindGroupsOf } from "./bind_groups.ts";
+import { destroyBuffer } from "./buffers.ts";
 import { type Gpu, GpuError } from "./device.ts";
 import { submitRecording } from "./ops.ts";
 import { Readback } from "./readback.ts";
@@ -73,8 +73,7 @@ export class DeviceTensor<D extends DeviceDtype = "f32"> {
 
   /** Frees the GPU memory. Safe to call twice. */
   destroy(): void {
-    if (this.#buffer) bindGroupsOf(this.#gpu).forget(this.#buffer);
-    this.#buffer?.destroy();
+    if (this.#buffer) destroyBuffer(this.#gpu, this.#buffer);
     this.#buffer = null;
   }
 
