@@ -7,7 +7,7 @@
  * @module
  */
 import { BufferOwner } from "../gpu/buffers.ts";
-import { Recorder, sample } from "../gpu/ops.ts";
+import { type Recorder, sample, startRecording } from "../gpu/ops.ts";
 import { Readback } from "../gpu/readback.ts";
 import type { DeviceTensor, HostTensor } from "../gpu/tensor.ts";
 import type {
@@ -214,32 +214,28 @@ async function* runDecoder(
     }
   };
   try {
-    const recordStep = (step: number): RecordedStep =>
-      gpu.scoped(() => {
-        const rec = new Recorder(gpu, model.scratch_pool);
-        try {
-          const forwardOpts: DecoderForwardOptions = step === 0
-            ? {
-              mask: maskRows(0, seq),
-              input_pos: posRows(0, seq),
-              encoder_input: opts.encoder_input ?? null,
-              encoder_mask: opts.encoder_mask ?? null,
-            }
-            : {
-              mask: maskRows(seq + step - 1, 1),
-              input_pos: posRows(seq + step - 1, 1),
-              encoder_mask: lastEncoderRow,
-            };
-          const tokens = step === 0 ? prompt : { buffer: next, shape: [batch, 1] as [number, number] };
-          const { logits } = model.record(rec, tokens, forwardOpts, { last_position_only: true });
-          rec.temps.adopt(logits);
-          sample(rec, logits, batch, V, next, step, settings);
-          return { rec, readback: new Readback(rec, next, 0, batch * 4) };
-        } catch (e) {
-          rec.temps.destroy();
-          throw e;
-        }
+    const recordStep = (step: number): RecordedStep => {
+      const { rec, result } = startRecording(gpu, model.scratch_pool, (rec) => {
+        const forwardOpts: DecoderForwardOptions = step === 0
+          ? {
+            mask: maskRows(0, seq),
+            input_pos: posRows(0, seq),
+            encoder_input: opts.encoder_input ?? null,
+            encoder_mask: opts.encoder_mask ?? null,
+          }
+          : {
+            mask: maskRows(seq + step - 1, 1),
+            input_pos: posRows(seq + step - 1, 1),
+            encoder_mask: lastEncoderRow,
+          };
+        const tokens = step === 0 ? prompt : { buffer: next, shape: [batch, 1] as [number, number] };
+        const { logits } = model.record(rec, tokens, forwardOpts, { last_position_only: true });
+        rec.temps.adopt(logits);
+        sample(rec, logits, batch, V, next, step, settings);
+        return new Readback(rec, next, 0, batch * 4);
       });
+      return { rec, readback: result };
+    };
     // Submits the recorded step, records the one after it while the GPU computes, and only then asks for
     // the submitted step's ids: Deno's mapAsync waits (blocking) until the queue is idle, so a step
     // recorded after that call would leave the GPU idle for as long as its recording takes. So one step

@@ -161,21 +161,38 @@ export class Recorder {
 }
 
 /**
- * Records `fn` into a new {@link Recorder} inside the device's error scopes and submits it; on failure
- * nothing is submitted and the recording's temporaries are freed.
+ * Records `fn` into a new {@link Recorder} inside the device's error scopes, without submitting it (the
+ * generation loop records a step ahead); on failure the recording's temporaries are freed.
  */
-export function submitRecording<T>(gpu: Gpu, pool: ScratchPool | null, fn: (rec: Recorder) => T): T {
+export function startRecording<T>(
+  gpu: Gpu,
+  pool: ScratchPool | null,
+  fn: (rec: Recorder) => T,
+): { rec: Recorder; result: T } {
   return gpu.scoped(() => {
     const rec = new Recorder(gpu, pool);
     try {
-      const result = fn(rec);
-      rec.submit();
-      return result;
+      return { rec, result: fn(rec) };
     } catch (e) {
       rec.temps.destroy();
       throw e;
     }
   });
+}
+
+/**
+ * Records `fn` into a new {@link Recorder} inside the device's error scopes and submits it; on failure
+ * nothing is submitted and the recording's temporaries are freed.
+ */
+export function submitRecording<T>(gpu: Gpu, pool: ScratchPool | null, fn: (rec: Recorder) => T): T {
+  const { rec, result } = startRecording(gpu, pool, fn);
+  try {
+    gpu.scoped(() => rec.submit());
+  } catch (e) {
+    rec.temps.destroy();
+    throw e;
+  }
+  return result;
 }
 
 /** Packs uniform fields; `types` has one letter per value: `u` for u32, `f` for f32. */
